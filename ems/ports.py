@@ -1,0 +1,159 @@
+"""Ports: the small interfaces the manager and the API depend on.
+
+Adapters (``ems.venues.*``, ``ems.store``) implement them; the core never imports an adapter.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from ems.domain import ZERO, Balance, Fill, Instrument, OrderBook, OrderRequest
+from ems.events import Event
+from ems.orders import ChildOrder, ParentOrder, ParentStatus
+
+
+class VenueOrderStatus(enum.StrEnum):
+    OPEN = "open"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrderState:
+    """What a venue says about one of our orders: its status and every fill so far."""
+
+    client_order_id: str
+    venue_order_id: str
+    status: VenueOrderStatus
+    filled_qty: Decimal = ZERO
+    fills: tuple[Fill, ...] = ()
+    reason: str = ""
+
+
+class VenuePort(Protocol):
+    """A trading venue (simulated or real through ccxt)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def instruments(self) -> Mapping[str, Instrument]:
+        """Instruments by unified symbol (``BTC/USDT``)."""
+        ...
+
+    async def submit(self, request: OrderRequest) -> VenueOrderState:
+        """Send an order. Raises ``VenueRejected``, ``RetryableVenueError`` (nothing sent) or
+        ``SubmitOutcomeUnknown`` (maybe sent: reconcile by client id, never re-send)."""
+        ...
+
+    async def cancel(self, client_order_id: str, symbol: str) -> None:
+        """Ask the venue to cancel; idempotent. Raises ``OrderNotFoundAtVenue`` if unknown."""
+        ...
+
+    async def fetch_order(self, client_order_id: str, symbol: str) -> VenueOrderState:
+        """The venue's view of an order by client id. Raises ``OrderNotFoundAtVenue``."""
+        ...
+
+    async def order_book(self, symbol: str, depth: int = 20) -> OrderBook: ...
+
+    async def balances(self) -> Mapping[str, Balance]: ...
+
+    def drain_updates(self) -> list[VenueOrderState]:
+        """Order updates pushed by the venue since the last call (may be empty)."""
+        ...
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one step changed; the store writes it in a single transaction."""
+
+    parents: list[ParentOrder] = field(default_factory=list)
+    children: list[ChildOrder] = field(default_factory=list)
+    fills: list[tuple[str, Fill]] = field(default_factory=list)  # (parent_id, fill)
+    events: list[tuple[str, Event]] = field(default_factory=list)  # (parent_id, event)
+
+    def __bool__(self) -> bool:
+        return bool(self.parents or self.children or self.fills or self.events)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One row of the append-only event log."""
+
+    seq: int
+    parent_id: str
+    kind: str
+    ts: datetime
+    payload: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    key_id: str
+    name: str
+    role: str
+    key_hash: str
+    created_at: datetime
+    revoked: bool = False
+
+
+class StorePort(Protocol):
+    """Durable state: parents, children, fills, the event log and API keys."""
+
+    def create_parent(self, parent: ParentOrder, accepted: Event) -> tuple[ParentOrder, bool]:
+        """Insert a parent and its acceptance event in one transaction.
+
+        If a parent with the same ``client_id`` exists, nothing is written and
+        ``(existing, False)`` is returned; otherwise ``(parent, True)``.
+        """
+        ...
+
+    def commit(self, batch: Batch) -> None:
+        """Upsert parents and children, insert fills (a fill whose ``(venue, trade_id)`` is
+        stored already is skipped), append events; all in one transaction."""
+        ...
+
+    def get_parent(self, parent_id: str) -> ParentOrder | None: ...
+
+    def get_parent_by_client_id(self, client_id: str) -> ParentOrder | None: ...
+
+    def list_parents(
+        self,
+        *,
+        status: ParentStatus | None = None,
+        symbol: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[ParentOrder]:
+        """Newest first."""
+        ...
+
+    def active_parents(self) -> list[ParentOrder]:
+        """Every parent not in a terminal status, with its ``trade_ids`` loaded."""
+        ...
+
+    def children(self, parent_id: str) -> list[ChildOrder]:
+        """Children of a parent in sequence order, with their ``trade_ids`` loaded."""
+        ...
+
+    def fills(self, parent_id: str) -> list[Fill]:
+        """Fills of a parent in time order."""
+        ...
+
+    def events(self, parent_id: str) -> list[EventRecord]:
+        """The event log of a parent (its children's events included) in append order."""
+        ...
+
+    def add_api_key(self, record: ApiKeyRecord) -> None: ...
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+
+Venues = Mapping[str, VenuePort]
+ChildList = Sequence[ChildOrder]
