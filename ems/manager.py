@@ -1,0 +1,527 @@
+"""The parent-order manager: lifecycle of parents and scheduling of their children.
+
+Each ``step()``:
+1. applies order updates pushed by the venues and reconciles children whose outcome is unknown;
+2. advances parent lifecycles (start, completion, expiry, wind-down);
+3. asks each working parent's algorithm for a plan, persists the new children (status
+   ``pending_submit``, deterministic client ids) and only then sends them and the cancels.
+
+Every change goes to the store as one batch per phase. If a write fails, in-memory state is
+thrown away and rebuilt from the store and the venues on the next step (the same path as a
+restart), so memory never runs ahead of what is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from algos import twap
+from algos.base import ParentView, SliceIntent, WorkingChild
+from ems.clock import Clock
+from ems.domain import OrderBook, OrderRequest, OrderType, ensure_utc
+from ems.errors import (
+    Conflict,
+    EmsError,
+    NotFound,
+    OrderNotFoundAtVenue,
+    RetryableVenueError,
+    SubmitOutcomeUnknown,
+    VenueError,
+    VenueRejected,
+)
+from ems.events import (
+    ChildCancelRequested,
+    ChildEvent,
+    ChildFilled,
+    ChildRejected,
+    ChildSubmitted,
+    ParentAccepted,
+    ParentCancelRequested,
+    ParentCompleted,
+    ParentEvent,
+    ParentExpiring,
+    ParentFillApplied,
+    ParentNote,
+    ParentPaused,
+    ParentResumed,
+    ParentStarted,
+    ParentWoundDown,
+)
+from ems.intake import IntakeLimits, NewParent, check_parent, request_hash, resolve_venues
+from ems.orders import ChildOrder, ChildStatus, ParentOrder, ParentStatus
+from ems.ports import Batch, StorePort, VenuePort
+from ems.reconcile import events_from_venue_state, reconcile_child
+from routers.basic import choose_venue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerConfig:
+    in_flight_grace: timedelta = timedelta(seconds=10)
+    book_depth: int = 50
+    intake: IntakeLimits = field(default_factory=IntakeLimits)
+
+
+def new_parent_id() -> str:
+    return "P" + secrets.token_hex(6).upper()
+
+
+class _Changes:
+    """Entities and events touched during one phase of a step, deduplicated by identity."""
+
+    def __init__(self) -> None:
+        self.parents: dict[str, ParentOrder] = {}
+        self.children: dict[str, ChildOrder] = {}
+        self.batch = Batch()
+
+    def parent_event(self, parent: ParentOrder, event: ParentEvent) -> bool:
+        applied = parent.apply(event)
+        if applied:
+            self.parents[parent.id] = parent
+            self.batch.events.append((parent.id, event))
+        return applied
+
+    def to_batch(self) -> Batch:
+        self.batch.parents = list(self.parents.values())
+        self.batch.children = list(self.children.values())
+        return self.batch
+
+
+class ParentOrderManager:
+    """Owns every non-terminal parent and its children; the only orchestrator."""
+
+    def __init__(
+        self,
+        store: StorePort,
+        venues: Mapping[str, VenuePort],
+        clock: Clock,
+        *,
+        config: ManagerConfig | None = None,
+        id_factory: Callable[[], str] = new_parent_id,
+    ) -> None:
+        self.store = store
+        self.venues = venues
+        self.clock = clock
+        self.config = config or ManagerConfig()
+        self._id_factory = id_factory
+        self._parents: dict[str, ParentOrder] = {}
+        self._children: dict[str, dict[str, ChildOrder]] = {}
+        self._child_index: dict[str, ChildOrder] = {}
+        self._holds: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+        self._needs_recovery = True
+
+    # --- reads of live state ------------------------------------------------------------------
+
+    def parent(self, parent_id: str) -> ParentOrder | None:
+        """The in-memory parent if it is active, else the stored one."""
+        return self._parents.get(parent_id) or self.store.get_parent(parent_id)
+
+    def live_children(self, parent_id: str) -> list[ChildOrder]:
+        return [c for c in self._children.get(parent_id, {}).values() if not c.is_terminal]
+
+    def active_parent_ids(self) -> list[str]:
+        return list(self._parents)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def submit(self, new: NewParent) -> tuple[ParentOrder, bool]:
+        """Validate and durably accept a parent; idempotent on ``client_id``.
+
+        Returns ``(parent, created)``. The same ``client_id`` with the same body returns the
+        stored parent; with a different body raises ``Conflict``.
+        """
+        digest = request_hash(new)
+        existing = self.store.get_parent_by_client_id(new.client_id)
+        if existing is not None:
+            return self._same_request(existing, digest), False
+        listings = {name: venue.instruments() for name, venue in self.venues.items()}
+        venue_names = resolve_venues(new, listings)
+        books = await self._books(new.symbol, venue_names)
+        now = self.clock.now()
+        instruments = [listings[name][new.symbol] for name in venue_names]
+        start, mid = check_parent(new, instruments, list(books.values()), now, self.config.intake)
+        parent = ParentOrder(
+            id=self._id_factory(),
+            client_id=new.client_id,
+            symbol=new.symbol,
+            side=new.side,
+            quantity=new.quantity,
+            algo=new.algo,
+            venues=venue_names,
+            start_at=start,
+            end_at=ensure_utc(new.end_at),
+            created_at=now,
+            updated_at=now,
+            limit_price=new.limit_price,
+            algo_params=dict(new.algo_params),
+            request_hash=digest,
+            arrival_mid=mid,
+        )
+        stored, created = self.store.create_parent(
+            parent, ParentAccepted(ts=now, parent_id=parent.id)
+        )
+        if not created:
+            return self._same_request(stored, digest), False
+        self._track(stored, [])
+        log.info(
+            "parent %s accepted: %s %s %s", stored.id, stored.side, stored.quantity, stored.symbol
+        )
+        return stored, True
+
+    async def cancel(self, parent_id: str, reason: str = "cancelled by user") -> ParentOrder:
+        """Stop a parent: no new children; working ones are cancelled on the next step."""
+        return self._command(parent_id, lambda now: ParentCancelRequested(now, parent_id, reason))
+
+    async def pause(self, parent_id: str, reason: str = "paused by user") -> ParentOrder:
+        """Hold a parent: working children are cancelled, the schedule resumes on ``resume``."""
+        return self._command(parent_id, lambda now: ParentPaused(now, parent_id, reason))
+
+    async def resume(self, parent_id: str) -> ParentOrder:
+        return self._command(parent_id, lambda now: ParentResumed(now, parent_id))
+
+    # --- the engine ---------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Rebuild state from the store and reconcile every live child with its venue."""
+        async with self._lock:
+            await self._recover()
+
+    async def step(self) -> None:
+        """Run one scheduling step at ``clock.now()``."""
+        async with self._lock:
+            if self._needs_recovery:
+                await self._recover()
+            await self._step()
+
+    async def _recover(self) -> None:
+        self._parents.clear()
+        self._children.clear()
+        self._child_index.clear()
+        for parent in self.store.active_parents():
+            self._track(parent, self.store.children(parent.id))
+        changes = _Changes()
+        await self._reconcile(self._child_index.values(), self.clock.now(), changes)
+        self._needs_recovery = False
+        self._commit(changes)
+        log.info("recovered %d active parents", len(self._parents))
+
+    async def _step(self) -> None:
+        now = self.clock.now()
+        changes = _Changes()
+        await self._collect_venue_updates(now, changes)
+        for parent in list(self._parents.values()):
+            self._advance_lifecycle(parent, now, changes)
+        self._commit(changes)
+
+        changes = _Changes()
+        cancels: list[ChildOrder] = []
+        new_children: list[ChildOrder] = []
+        for parent in list(self._parents.values()):
+            if parent.is_terminal:
+                continue
+            if parent.status.may_send:
+                await self._plan_parent(parent, now, changes, cancels, new_children)
+            else:
+                cancels.extend(self._cancellable(parent.id))
+        self._commit(changes)  # new children are durable before anything is sent
+
+        changes = _Changes()
+        for child in cancels:
+            await self._send_cancel(child, now, changes)
+        for child in new_children:
+            await self._send(child, changes)
+        self._commit(changes)
+        self._forget_terminal()
+
+    async def _collect_venue_updates(self, now: datetime, changes: _Changes) -> None:
+        for venue in self.venues.values():
+            for state in venue.drain_updates():
+                child = self._child_index.get(state.client_order_id)
+                if child is not None and not child.is_terminal:
+                    self._apply_child_events(
+                        child, events_from_venue_state(child, state, now), changes
+                    )
+        in_flight = [c for c in self._child_index.values() if c.status.outcome_unknown]
+        await self._reconcile(in_flight, now, changes)
+
+    async def _reconcile(
+        self, children: Iterable[ChildOrder], now: datetime, changes: _Changes
+    ) -> None:
+        """Bring each child to what its venue says about it (looked up by client order id)."""
+        for child in list(children):
+            venue = self.venues.get(child.venue)
+            if venue is None or child.is_terminal:
+                continue
+            events = await reconcile_child(child, venue, now, self.config.in_flight_grace)
+            self._apply_child_events(child, events, changes)
+
+    def _advance_lifecycle(self, parent: ParentOrder, now: datetime, changes: _Changes) -> None:
+        live = self.live_children(parent.id)
+        if parent.is_terminal:
+            return
+        if parent.filled_qty == parent.quantity and not live:
+            changes.parent_event(parent, ParentCompleted(now, parent.id, "filled"))
+            return
+        status = parent.status
+        if status is ParentStatus.ACCEPTED and now >= parent.start_at:
+            changes.parent_event(parent, ParentStarted(now, parent.id))
+        startable = (ParentStatus.ACCEPTED, ParentStatus.WORKING, ParentStatus.PAUSED)
+        if status in startable and now >= parent.end_at:
+            changes.parent_event(parent, ParentExpiring(now, parent.id))
+        if parent.status in (ParentStatus.CANCELLING, ParentStatus.EXPIRING) and not live:
+            changes.parent_event(parent, ParentWoundDown(now, parent.id))
+
+    async def _plan_parent(
+        self,
+        parent: ParentOrder,
+        now: datetime,
+        changes: _Changes,
+        cancels: list[ChildOrder],
+        new_children: list[ChildOrder],
+    ) -> None:
+        live = self.live_children(parent.id)
+        books = await self._books(parent.symbol, parent.venues)
+        venue_name = choose_venue(parent.side, books)
+        if venue_name is None:
+            self._hold(parent, now, "no venue has a usable book", changes)
+            return
+        instrument = self.venues[venue_name].instruments()[parent.symbol]
+        view = ParentView(
+            side=parent.side,
+            quantity=parent.quantity,
+            filled=parent.filled_qty,
+            working=sum((c.working_qty for c in live), Decimal(0)),
+            start_at=parent.start_at,
+            end_at=parent.end_at,
+            limit_price=parent.limit_price,
+            children=tuple(_working_view(c) for c in live),
+        )
+        try:
+            params = twap.TwapParams.from_mapping(parent.algo_params)
+            plan = twap.plan(view, books[venue_name], instrument, params, now)
+        except EmsError as exc:
+            self._hold(parent, now, f"algorithm error: {exc}", changes)
+            return
+        cancels.extend(c for c in live if c.client_order_id in plan.cancel)
+        if plan.hold_reason:
+            mid = books[venue_name].mid
+            if mid is not None:
+                self._maybe_finish_dust(
+                    parent, view, instrument.min_tradable_qty(mid), now, changes
+                )
+            if not parent.is_terminal:
+                self._hold(parent, now, plan.hold_reason, changes)
+            return
+        for intent in plan.slices:
+            new_children.append(self._new_child(parent, venue_name, intent, now, changes))
+
+    def _maybe_finish_dust(
+        self,
+        parent: ParentOrder,
+        view: ParentView,
+        minimum: Decimal,
+        now: datetime,
+        changes: _Changes,
+    ) -> None:
+        """A residual smaller than the venue's minimum, with nothing working, can never trade."""
+        if view.working == 0 and 0 < view.unallocated < minimum and now >= parent.start_at:
+            target = twap.target_quantity(
+                view, twap.TwapParams.from_mapping(parent.algo_params), now
+            )
+            if target >= parent.quantity:
+                reason = f"residual {view.unallocated} is below the venue minimum {minimum}"
+                changes.parent_event(parent, ParentCompleted(now, parent.id, reason))
+
+    def _new_child(
+        self, parent: ParentOrder, venue: str, intent: SliceIntent, now: datetime, changes: _Changes
+    ) -> ChildOrder:
+        seq = parent.next_child_seq
+        child = ChildOrder(
+            client_order_id=parent.next_client_order_id(),
+            parent_id=parent.id,
+            seq=seq,
+            venue=venue,
+            symbol=parent.symbol,
+            side=parent.side,
+            order_type=OrderType.LIMIT,
+            qty=intent.qty,
+            price=intent.price,
+            time_in_force=intent.time_in_force,
+            created_at=now,
+            updated_at=now,
+            reason=intent.reason,
+        )
+        self._children.setdefault(parent.id, {})[child.client_order_id] = child
+        self._child_index[child.client_order_id] = child
+        changes.children[child.client_order_id] = child
+        changes.parents[parent.id] = parent
+        self._holds.pop(parent.id, None)
+        return child
+
+    async def _send(self, child: ChildOrder, changes: _Changes) -> None:
+        venue = self.venues[child.venue]
+        request = OrderRequest(
+            client_order_id=child.client_order_id,
+            venue=child.venue,
+            symbol=child.symbol,
+            side=child.side,
+            qty=child.qty,
+            order_type=child.order_type,
+            price=child.price,
+            time_in_force=child.time_in_force,
+        )
+        now = self.clock.now()
+        cid = child.client_order_id
+        try:
+            state = await venue.submit(request)
+        except VenueRejected as exc:
+            self._apply_child_events(child, [ChildRejected(now, cid, str(exc))], changes)
+        except RetryableVenueError as exc:
+            self._apply_child_events(child, [ChildRejected(now, cid, f"not sent: {exc}")], changes)
+        except SubmitOutcomeUnknown:
+            log.warning("submit of %s timed out; in flight until reconciled", cid)
+            self._apply_child_events(child, [ChildSubmitted(now, cid)], changes)
+        else:
+            self._apply_child_events(child, [ChildSubmitted(now, cid)], changes)
+            self._apply_child_events(child, events_from_venue_state(child, state, now), changes)
+
+    async def _send_cancel(self, child: ChildOrder, now: datetime, changes: _Changes) -> None:
+        try:
+            await self.venues[child.venue].cancel(child.client_order_id, child.symbol)
+        except OrderNotFoundAtVenue:
+            log.warning("cancel of %s: unknown at the venue; reconciling", child.client_order_id)
+            events = await reconcile_child(
+                child, self.venues[child.venue], now, self.config.in_flight_grace
+            )
+            self._apply_child_events(child, events, changes)
+            return
+        except VenueError as exc:
+            log.warning("cancel of %s failed, will retry: %s", child.client_order_id, exc)
+            return
+        if not child.is_terminal and child.status is not ChildStatus.PENDING_CANCEL:
+            self._apply_child_events(
+                child, [ChildCancelRequested(now, child.client_order_id)], changes
+            )
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _apply_child_events(
+        self, child: ChildOrder, events: Iterable[ChildEvent], changes: _Changes
+    ) -> None:
+        parent = self._parents.get(child.parent_id)
+        for event in events:
+            try:
+                applied = child.apply(event)
+            except EmsError as exc:
+                # A venue report that contradicts our books (e.g. an overfill) must not stop
+                # the engine: record it against the parent for a human to look at.
+                log.error("cannot apply %s to %s: %s", event.kind, child.client_order_id, exc)
+                if parent is not None:
+                    changes.parent_event(
+                        parent, ParentNote(event.ts, parent.id, "integrity", str(exc))
+                    )
+                continue
+            if not applied:
+                continue
+            changes.children[child.client_order_id] = child
+            changes.batch.events.append((child.parent_id, event))
+            if isinstance(event, ChildFilled) and parent is not None:
+                changes.batch.fills.append((parent.id, event.fill))
+                changes.parent_event(
+                    parent,
+                    ParentFillApplied(
+                        ts=event.ts,
+                        parent_id=parent.id,
+                        trade_id=event.trade_id,
+                        venue=event.venue,
+                        price=event.price,
+                        qty=event.qty,
+                        fee=event.fee,
+                    ),
+                )
+
+    def _cancellable(self, parent_id: str) -> list[ChildOrder]:
+        return [
+            c
+            for c in self.live_children(parent_id)
+            if not c.status.outcome_unknown and c.status is not ChildStatus.PENDING_CANCEL
+        ]
+
+    def _hold(self, parent: ParentOrder, now: datetime, reason: str, changes: _Changes) -> None:
+        """Record why a parent sends nothing, once per distinct reason."""
+        if self._holds.get(parent.id) == reason:
+            return
+        self._holds[parent.id] = reason
+        changes.parent_event(parent, ParentNote(now, parent.id, "held", reason))
+
+    async def _books(self, symbol: str, venue_names: Iterable[str]) -> dict[str, OrderBook]:
+        books: dict[str, OrderBook] = {}
+        for name in venue_names:
+            try:
+                books[name] = await self.venues[name].order_book(symbol, self.config.book_depth)
+            except VenueError as exc:
+                log.warning("no book for %s on %s: %s", symbol, name, exc)
+        return books
+
+    def _command(self, parent_id: str, make: Callable[[datetime], ParentEvent]) -> ParentOrder:
+        parent = self._parents.get(parent_id) or self.store.get_parent(parent_id)
+        if parent is None:
+            raise NotFound(f"parent {parent_id} does not exist")
+        changes = _Changes()
+        changes.parent_event(parent, make(self.clock.now()))
+        self._commit(changes)
+        return parent
+
+    def _same_request(self, existing: ParentOrder, digest: str) -> ParentOrder:
+        if existing.request_hash != digest:
+            raise Conflict(
+                f"client_id {existing.client_id!r} was already used for parent {existing.id} "
+                "with a different request"
+            )
+        return existing
+
+    def _track(self, parent: ParentOrder, children: Iterable[ChildOrder]) -> None:
+        self._parents[parent.id] = parent
+        kids = self._children.setdefault(parent.id, {})
+        for child in children:
+            kids[child.client_order_id] = child
+            self._child_index[child.client_order_id] = child
+
+    def _forget_terminal(self) -> None:
+        for parent_id in [p.id for p in self._parents.values() if p.is_terminal]:
+            if self.live_children(parent_id):
+                continue
+            del self._parents[parent_id]
+            self._holds.pop(parent_id, None)
+            for cid in self._children.pop(parent_id, {}):
+                self._child_index.pop(cid, None)
+
+    def _commit(self, changes: _Changes) -> None:
+        batch = changes.to_batch()
+        if not batch:
+            return
+        try:
+            self.store.commit(batch)
+        except Exception:
+            self._needs_recovery = True
+            log.exception("store write failed; state will be rebuilt from the store")
+            raise
+
+
+def _working_view(child: ChildOrder) -> WorkingChild:
+    return WorkingChild(
+        client_order_id=child.client_order_id,
+        price=child.price,
+        working_qty=child.working_qty,
+        time_in_force=child.time_in_force,
+        created_at=child.created_at,
+        cancel_pending=child.status is ChildStatus.PENDING_CANCEL,
+    )
