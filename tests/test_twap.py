@@ -1,0 +1,205 @@
+"""TWAP scheduling (pure): the target curve, slicing, minimums, catch-up, pricing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from algos import twap
+from algos.base import ParentView, WorkingChild
+from ems.domain import BookLevel, Instrument, InstrumentKind, OrderBook, Side, TimeInForce
+
+T0 = datetime(2024, 8, 8, 23, 55, tzinfo=UTC)
+
+BTCUSDT = Instrument(
+    venue="sim",
+    symbol="BTC/USDT",
+    kind=InstrumentKind.SPOT,
+    base="BTC",
+    quote="USDT",
+    tick_size=Decimal("0.01"),
+    lot_size=Decimal("0.00001"),
+    min_qty=Decimal("0.00001"),
+    min_notional=Decimal("5"),
+)
+
+
+def book(bid: str = "61837.63", ask: str = "61837.64", depth: str = "1.5") -> OrderBook:
+    step = Decimal("0.5")
+    return OrderBook(
+        venue="sim",
+        symbol="BTC/USDT",
+        ts=T0,
+        bids=tuple(BookLevel(Decimal(bid) - i * step, Decimal(depth)) for i in range(10)),
+        asks=tuple(BookLevel(Decimal(ask) + i * step, Decimal(depth)) for i in range(10)),
+    )
+
+
+def view(
+    qty: str,
+    filled: str = "0",
+    working: str = "0",
+    minutes: int = 10,
+    side: Side = Side.BUY,
+    limit: str | None = None,
+    children: tuple[WorkingChild, ...] = (),
+) -> ParentView:
+    return ParentView(
+        side=side,
+        quantity=Decimal(qty),
+        filled=Decimal(filled),
+        working=Decimal(working),
+        start_at=T0,
+        end_at=T0 + timedelta(minutes=minutes),
+        limit_price=Decimal(limit) if limit else None,
+        children=children,
+    )
+
+
+def run_schedule(
+    qty: Decimal, params: twap.TwapParams, minutes: int, step: timedelta, fill_share: Decimal
+) -> tuple[list[Decimal], Decimal]:
+    """Drive the scheduler with a fake market that fills ``fill_share`` of each slice at once.
+
+    The unfilled rest of each slice is treated as cancelled straight away.
+    """
+    filled = Decimal(0)
+    sent: list[Decimal] = []
+    now = T0
+    end = T0 + timedelta(minutes=minutes)
+    while now <= end and filled < qty:
+        plan = twap.plan(view(str(qty), str(filled), minutes=minutes), book(), BTCUSDT, params, now)
+        for intent in plan.slices:
+            assert intent.qty > 0
+            assert intent.qty % BTCUSDT.lot_size == 0
+            assert filled + intent.qty <= qty, "a slice may never exceed what is left"
+            sent.append(intent.qty)
+            done = intent.qty if intent.aggressive else BTCUSDT.round_qty(intent.qty * fill_share)
+            filled += done
+        now += step
+    return sent, filled
+
+
+def test_slices_sum_exactly_to_the_parent_when_every_slice_fills() -> None:
+    params = twap.TwapParams(slice_interval_s=30, jitter_pct=0.2, seed=7)
+
+    sent, filled = run_schedule(Decimal("1.23457"), params, 10, timedelta(seconds=5), Decimal(1))
+
+    assert sum(sent) == filled == Decimal("1.23457")
+    assert len(sent) >= 18  # about one slice per interval, not one big order
+
+
+def test_schedule_is_repeatable_for_a_seed_and_moves_with_another_seed() -> None:
+    def times(seed: int) -> list[datetime]:
+        params = twap.TwapParams(slice_interval_s=30, jitter_pct=0.3, seed=seed)
+        return [twap.slice_time(T0, k, params) for k in range(1, 20)]
+
+    assert times(1) == times(1)
+    assert times(1) != times(2)
+    nominal = [T0 + timedelta(seconds=30 * k) for k in range(1, 20)]
+    assert all(abs((t - n).total_seconds()) <= 9 for t, n in zip(times(1), nominal, strict=True))
+
+
+def test_target_curve_reaches_the_full_quantity_in_the_last_interval() -> None:
+    params = twap.TwapParams(slice_interval_s=60, jitter_pct=0)
+    v = view("1.0", minutes=10)
+
+    assert twap.target_quantity(v, params, T0 - timedelta(seconds=1)) == 0
+    assert twap.target_quantity(v, params, T0) == Decimal("0.1")
+    assert twap.target_quantity(v, params, T0 + timedelta(minutes=5, seconds=1)) == Decimal("0.6")
+    assert twap.target_quantity(v, params, T0 + timedelta(minutes=9)) == Decimal("1.0")
+
+
+def test_slices_below_min_notional_wait_instead_of_sending_everything_at_once() -> None:
+    # 0.0005 BTC over 10 slices is 0.00005 a slice, about 3 USDT: below Binance's 5 USDT minimum.
+    params = twap.TwapParams(slice_interval_s=60, jitter_pct=0)
+    minimum = BTCUSDT.min_tradable_qty(Decimal("61837.64"))
+
+    sent, filled = run_schedule(Decimal("0.0005"), params, 10, timedelta(seconds=10), Decimal(1))
+
+    assert sum(sent) == filled == Decimal("0.0005")
+    assert len(sent) >= 3
+    assert all(q >= minimum for q in sent)
+
+
+def test_tail_that_could_never_trade_alone_goes_with_the_last_slice() -> None:
+    params = twap.TwapParams(slice_interval_s=60, jitter_pct=0)
+    v = view("0.01", filled="0.00995", minutes=10)  # 0.00005 left: below the minimum
+
+    plan = twap.plan(v, book(), BTCUSDT, params, T0 + timedelta(minutes=9, seconds=30))
+
+    assert plan.slices == ()
+    assert "minimum" in plan.hold_reason
+
+
+def test_on_schedule_slice_joins_the_best_bid_passively() -> None:
+    plan = twap.plan(view("1.0"), book(), BTCUSDT, twap.TwapParams(), T0)
+
+    (intent,) = plan.slices
+    assert intent.price == Decimal("61837.63")
+    assert intent.time_in_force is TimeInForce.GTC
+    assert not intent.aggressive
+
+
+def test_behind_schedule_crosses_the_spread_with_an_ioc_sized_to_the_book() -> None:
+    params = twap.TwapParams(slice_interval_s=60, jitter_pct=0)
+    behind = view("10.0", filled="0", minutes=10)  # 5 minutes in, nothing filled
+
+    plan = twap.plan(
+        behind, book(depth="1.5"), BTCUSDT, params, T0 + timedelta(minutes=5, seconds=1)
+    )
+
+    (intent,) = plan.slices
+    assert intent.aggressive and intent.time_in_force is TimeInForce.IOC
+    assert intent.qty == Decimal("6.0")
+    assert intent.price == Decimal("61837.64") + 3 * Decimal("0.5")  # 4 levels of 1.5 cover 6.0
+
+
+@pytest.mark.parametrize(("side", "limit"), [(Side.BUY, "61800.00"), (Side.SELL, "61900.00")])
+def test_price_never_goes_past_the_limit(side: Side, limit: str) -> None:
+    params = twap.TwapParams(slice_interval_s=60, jitter_pct=0)
+    v = view("10.0", minutes=10, side=side, limit=limit)
+
+    plan = twap.plan(v, book(), BTCUSDT, params, T0 + timedelta(minutes=9, seconds=1))
+
+    (intent,) = plan.slices
+    assert intent.price == Decimal(limit)
+
+
+def test_resting_child_older_than_an_interval_is_cancelled_before_replanning() -> None:
+    params = twap.TwapParams(slice_interval_s=30, jitter_pct=0)
+    old = WorkingChild("P-1", Decimal("61837.63"), Decimal("0.1"), TimeInForce.GTC, T0, False)
+    v = view("1.0", working="0.1", children=(old,))
+
+    plan = twap.plan(v, book(), BTCUSDT, params, T0 + timedelta(seconds=31))
+
+    assert plan.cancel == ("P-1",)
+    assert plan.slices == ()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lots=st.integers(min_value=9, max_value=500_000),
+    minutes=st.integers(min_value=1, max_value=120),
+    interval=st.integers(min_value=1, max_value=600),
+    jitter=st.floats(min_value=0, max_value=0.5),
+    seed=st.integers(0, 10_000),
+    fill_pct=st.integers(min_value=0, max_value=100),
+)
+def test_property_slices_never_overfill_and_finish_at_the_parent_quantity(
+    lots: int, minutes: int, interval: int, jitter: float, seed: int, fill_pct: int
+) -> None:
+    qty = Decimal(lots) * BTCUSDT.lot_size
+    params = twap.TwapParams(slice_interval_s=interval, jitter_pct=jitter, seed=seed)
+    # The manager steps at least once per slice interval.
+    step = timedelta(seconds=max(1, min(interval, minutes * 60 // 40)))
+
+    sent, filled = run_schedule(qty, params, minutes, step, Decimal(fill_pct) / 100)
+
+    assert filled == qty  # unfilled passive remainders were re-planned until the parent filled
+    assert sum(sent) >= qty
+    assert all(q % BTCUSDT.lot_size == 0 for q in sent)
