@@ -1,0 +1,223 @@
+"""The store's tables (private SQLModel classes) and their mapping to the domain dataclasses."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable
+from dataclasses import fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Text, UniqueConstraint
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from ems.domain import Fill, Liquidity, OrderType, Side, TimeInForce
+from ems.events import Event, to_payload
+from ems.orders import ChildOrder, ChildStatus, ParentOrder, ParentStatus
+from ems.ports import EventRecord
+from ems.store.types import ExactDecimal, UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class _Row(SQLModel, registry=registry(metadata=metadata)):
+    """Base of the store's tables: their own metadata, apart from any other SQLModel tables."""
+
+
+def _serial() -> Any:
+    """An autoincrement integer key: BIGSERIAL on PostgreSQL, the rowid alias on SQLite."""
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+class ParentRow(_Row, table=True):
+    __tablename__ = "parent_orders"
+    __table_args__ = (Index("ix_parent_orders_client_id", "client_id", unique=True),)
+
+    id: str = Field(primary_key=True)
+    client_id: str
+    symbol: str = Field(index=True)
+    side: str
+    quantity: Decimal = Field(sa_type=ExactDecimal)
+    algo: str
+    venues: str = Field(sa_type=Text)  # JSON list
+    start_at: datetime = Field(sa_type=UtcDateTime)
+    end_at: datetime = Field(sa_type=UtcDateTime)
+    created_at: datetime = Field(sa_type=UtcDateTime, index=True)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+    limit_price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    algo_params: str = Field(sa_type=Text)  # JSON object
+    status: str = Field(index=True)
+    filled_qty: Decimal = Field(sa_type=ExactDecimal)
+    filled_notional: Decimal = Field(sa_type=ExactDecimal)
+    fees: Decimal = Field(sa_type=ExactDecimal)
+    next_child_seq: int
+    request_hash: str
+    reason: str
+    arrival_mid: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+
+
+class ChildRow(_Row, table=True):
+    __tablename__ = "child_orders"
+
+    client_order_id: str = Field(primary_key=True)
+    parent_id: str = Field(foreign_key="parent_orders.id", index=True)
+    seq: int
+    venue: str
+    symbol: str
+    side: str
+    order_type: str
+    qty: Decimal = Field(sa_type=ExactDecimal)
+    price: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    time_in_force: str
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+    status: str
+    filled_qty: Decimal = Field(sa_type=ExactDecimal)
+    filled_notional: Decimal = Field(sa_type=ExactDecimal)
+    fees: Decimal = Field(sa_type=ExactDecimal)
+    venue_order_id: str | None = None
+    submitted_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    reason: str
+
+
+class FillRow(_Row, table=True):
+    __tablename__ = "fills"
+    __table_args__ = (UniqueConstraint("venue", "trade_id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(_serial(), primary_key=True))
+    parent_id: str = Field(foreign_key="parent_orders.id", index=True)
+    venue: str
+    trade_id: str
+    client_order_id: str = Field(index=True)
+    symbol: str
+    side: str
+    price: Decimal = Field(sa_type=ExactDecimal)
+    qty: Decimal = Field(sa_type=ExactDecimal)
+    fee: Decimal = Field(sa_type=ExactDecimal)
+    fee_currency: str
+    liquidity: str
+    ts: datetime = Field(sa_type=UtcDateTime)
+
+
+class EventRow(_Row, table=True):
+    __tablename__ = "events"
+    __table_args__ = {"sqlite_autoincrement": True}  # never reuse a seq, even after a delete
+
+    seq: int | None = Field(default=None, sa_column=Column(_serial(), primary_key=True))
+    parent_id: str = Field(foreign_key="parent_orders.id", index=True)
+    kind: str
+    ts: datetime = Field(sa_type=UtcDateTime)
+    payload: str = Field(sa_type=Text)  # JSON object of strings (ems.events.to_payload)
+
+
+class ApiKeyRow(_Row, table=True):
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_key_hash", "key_hash", unique=True),)
+
+    key_id: str = Field(primary_key=True)
+    name: str
+    role: str
+    key_hash: str
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    revoked: bool = False
+
+
+# --- rows <-> domain objects ------------------------------------------------
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    raise TypeError(f"algo parameter {value!r} of type {type(value).__name__} is not JSON")
+
+
+def plain(obj: object, skip: frozenset[str]) -> dict[str, Any]:
+    """The dataclass fields of ``obj`` minus ``skip``, enums as their values."""
+    values: dict[str, Any] = {}
+    for f in fields(obj):  # type: ignore[arg-type]
+        if f.name not in skip:
+            value = getattr(obj, f.name)
+            values[f.name] = value.value if isinstance(value, enum.Enum) else value
+    return values
+
+
+_PARENT_SKIP = frozenset({"trade_ids", "venues", "algo_params"})
+
+
+def parent_row(parent: ParentOrder) -> ParentRow:
+    """The row of ``parent``; ``algo_params`` must be JSON (Decimals are written as strings)."""
+    return ParentRow(
+        **plain(parent, _PARENT_SKIP),
+        venues=json.dumps(list(parent.venues)),
+        algo_params=json.dumps(parent.algo_params, sort_keys=True, default=_json_default),
+    )
+
+
+def parent_from_row(row: ParentRow, trade_ids: Iterable[str]) -> ParentOrder:
+    """Rebuild a parent from its row and the trade ids of its fills."""
+    values = row.model_dump(exclude={"venues", "algo_params", "side", "status"})
+    return ParentOrder(
+        **values,
+        side=Side(row.side),
+        status=ParentStatus(row.status),
+        venues=tuple(json.loads(row.venues)),
+        algo_params=json.loads(row.algo_params),
+        trade_ids=set(trade_ids),
+    )
+
+
+def child_row(child: ChildOrder) -> ChildRow:
+    """The row of ``child`` (its trade ids live in the fills table)."""
+    return ChildRow(**plain(child, frozenset({"trade_ids"})))
+
+
+def child_from_row(row: ChildRow, trade_ids: Iterable[str]) -> ChildOrder:
+    """Rebuild a child from its row and the trade ids of its fills."""
+    values = row.model_dump(exclude={"side", "order_type", "time_in_force", "status"})
+    return ChildOrder(
+        **values,
+        side=Side(row.side),
+        order_type=OrderType(row.order_type),
+        time_in_force=TimeInForce(row.time_in_force),
+        status=ChildStatus(row.status),
+        trade_ids=set(trade_ids),
+    )
+
+
+def fill_values(parent_id: str, fill: Fill) -> dict[str, Any]:
+    """Column values of a fill of ``parent_id``, for a bulk insert."""
+    return {**plain(fill, frozenset()), "parent_id": parent_id}
+
+
+def fill_from_row(row: FillRow) -> Fill:
+    """Rebuild a fill from its row."""
+    values = row.model_dump(exclude={"id", "parent_id", "side", "liquidity"})
+    return Fill(**values, side=Side(row.side), liquidity=Liquidity(row.liquidity))
+
+
+def event_values(parent_id: str, event: Event) -> dict[str, Any]:
+    """Column values of an event-log row (``seq`` is assigned by the database)."""
+    payload = json.dumps(to_payload(event))
+    return {"parent_id": parent_id, "kind": event.kind, "ts": event.ts, "payload": payload}
+
+
+def event_from_row(row: EventRow) -> EventRecord:
+    """The event-log record of a row."""
+    assert row.seq is not None
+    return EventRecord(
+        seq=row.seq,
+        parent_id=row.parent_id,
+        kind=row.kind,
+        ts=row.ts,
+        payload=json.loads(row.payload),
+    )
