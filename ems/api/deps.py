@@ -1,0 +1,119 @@
+"""FastAPI dependencies: the manager, the store and the caller's identity.
+
+Everything is read from ``app.state`` (set by :func:`ems.api.app.create_app`), so there are no
+module globals and tests may swap any of them with ``app.dependency_overrides``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Protocol
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from ems.api.auth import Principal, Role, authenticate
+from ems.clock import Clock
+from ems.intake import NewParent
+from ems.orders import ParentOrder
+from ems.ports import StorePort
+
+
+class OrderManager(Protocol):
+    """What the API needs from :class:`ems.manager.ParentOrderManager`."""
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the manager runs on."""
+        ...
+
+    async def submit(self, new: NewParent) -> tuple[ParentOrder, bool]:
+        """Validate and durably accept a parent; ``(parent, created)``; idempotent by client id."""
+        ...
+
+    async def cancel(self, parent_id: str, reason: str = ...) -> ParentOrder:
+        """Stop a parent (``NotFound``, ``InvalidTransition``)."""
+        ...
+
+    async def pause(self, parent_id: str) -> ParentOrder:
+        """Hold a parent (``NotFound``, ``InvalidTransition``)."""
+        ...
+
+    async def resume(self, parent_id: str) -> ParentOrder:
+        """Continue a paused parent (``NotFound``, ``InvalidTransition``)."""
+        ...
+
+
+def get_manager(request: Request) -> OrderManager:
+    """The order manager the app was created with."""
+    manager: OrderManager = request.app.state.manager
+    return manager
+
+
+def get_store(request: Request) -> StorePort:
+    """The store the app was created with (reads go straight to it)."""
+    store: StorePort = request.app.state.store
+    return store
+
+
+ManagerDep = Annotated[OrderManager, Depends(get_manager)]
+StoreDep = Annotated[StorePort, Depends(get_store)]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="BearerKey",
+    description="`Authorization: Bearer ems_<id>_<secret>`",
+)
+_api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="ApiKeyHeader",
+    description="`X-API-Key: ems_<id>_<secret>` (alternative to the bearer header)",
+)
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ems"'}
+
+
+async def get_principal(
+    store: StoreDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_api_key_header)],
+) -> Principal:
+    """Authenticate the caller by API key; 401 when it is missing, unknown or revoked."""
+    presented = bearer.credentials if bearer is not None else header_key
+    if not presented:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+            headers=_CHALLENGE,
+        )
+    principal = authenticate(store, presented)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "the API key is not valid (unknown or revoked)",
+            headers=_CHALLENGE,
+        )
+    return principal
+
+
+def require_role(required: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that admits callers whose role is at least ``required`` (403 otherwise)."""
+
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        """The caller, if their role is enough."""
+        if not principal.role.allows(required):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this action needs the {required.value} role; "
+                f"the key '{principal.name}' has the {principal.role.value} role",
+            )
+        return principal
+
+    check.__name__ = f"require_{required.value}"
+    return check
+
+
+Viewer = Annotated[Principal, Depends(require_role(Role.VIEWER))]
+Trader = Annotated[Principal, Depends(require_role(Role.TRADER))]
+Admin = Annotated[Principal, Depends(require_role(Role.ADMIN))]
