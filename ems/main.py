@@ -20,7 +20,13 @@ from ems.manager import ManagerConfig, ParentOrderManager
 from ems.ports import VenuePort
 from ems.settings import Settings, SimVenueSettings
 from ems.store import SqlStore
-from ems.venues.replay import BookSnapshot, MarketEvent, default_sample_path, load_recorded
+from ems.venues.replay import (
+    BookDiff,
+    BookSnapshot,
+    MarketEvent,
+    default_sample_path,
+    load_recorded,
+)
 from ems.venues.sim_venue import SimVenue, SimVenueConfig, binance_btcusdt_instrument
 
 log = logging.getLogger(__name__)
@@ -29,10 +35,16 @@ log = logging.getLogger(__name__)
 def looped_recording(events: list[MarketEvent], start: datetime) -> Iterator[MarketEvent]:
     """Replay a recording endlessly from ``start`` on, each pass shifted to follow the last.
 
-    Every pass begins at the recording's snapshot, so the book is rebuilt cleanly each time.
+    Every pass opens with the recording's snapshot, followed by the diffs recorded just before
+    it (re-stamped to the snapshot's time), so the book is rebuilt by the sequence rules on each
+    pass exactly as on the first.
     """
     first = next(i for i, event in enumerate(events) if isinstance(event, BookSnapshot))
-    body = events[first:]
+    snapshot = events[first]
+    bridging = [
+        dataclasses.replace(e, ts=snapshot.ts) for e in events[:first] if isinstance(e, BookDiff)
+    ]
+    body = [snapshot, *bridging, *events[first + 1 :]]
     span = body[-1].ts - body[0].ts + timedelta(seconds=1)
     shift = start - body[0].ts
     while True:
