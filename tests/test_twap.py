@@ -11,21 +11,12 @@ from hypothesis import strategies as st
 
 from algos import twap
 from algos.base import ParentView, WorkingChild
-from ems.domain import BookLevel, Instrument, InstrumentKind, OrderBook, Side, TimeInForce
+from ems.domain import BookLevel, OrderBook, Side, TimeInForce
+from ems.venues.sim_venue import binance_btcusdt_instrument
 
 T0 = datetime(2024, 8, 8, 23, 55, tzinfo=UTC)
 
-BTCUSDT = Instrument(
-    venue="sim",
-    symbol="BTC/USDT",
-    kind=InstrumentKind.SPOT,
-    base="BTC",
-    quote="USDT",
-    tick_size=Decimal("0.01"),
-    lot_size=Decimal("0.00001"),
-    min_qty=Decimal("0.00001"),
-    min_notional=Decimal("5"),
-)
+BTCUSDT = binance_btcusdt_instrument("sim")
 
 
 def book(bid: str = "61837.63", ask: str = "61837.64", depth: str = "1.5") -> OrderBook:
