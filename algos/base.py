@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from ems.domain import ZERO, Instrument, OrderBook, Rounding, Side, TimeInForce
 
@@ -45,14 +46,42 @@ class ParentView:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketView:
+    """What an algorithm knows of the market at ``now``.
+
+    ``book`` and ``instrument`` are those of the venue a new slice would go to.
+    ``volume_since_start`` is the market volume (base units) traded on the parent's venues since
+    the parent's start; ``volume_profile`` the desk's intraday volume curve, when configured.
+    """
+
+    book: OrderBook
+    instrument: Instrument
+    volume_since_start: Decimal = ZERO
+    volume_profile: VolumeCurve | None = None
+    native_iceberg: bool = False
+
+
+class VolumeCurve(Protocol):
+    """An intraday volume profile: share of a window's volume expected by a moment in it."""
+
+    def cumulative_share(self, start: datetime, end: datetime, at: datetime) -> float:
+        """Expected share (0..1) of the volume of ``[start, end]`` traded by ``at``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class SliceIntent:
-    """One child the algorithm wants sent now."""
+    """One child the algorithm wants sent now.
+
+    ``display_qty`` asks the venue for a native iceberg showing only that much.
+    """
 
     qty: Decimal
     price: Decimal
     time_in_force: TimeInForce
     aggressive: bool
     reason: str
+    display_qty: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from algos.base import (
+    MarketView,
     ParentView,
     Plan,
     SliceIntent,
@@ -107,14 +108,14 @@ def target_quantity(view: ParentView, params: TwapParams, now: datetime) -> Deci
     return view.quantity * fired / n
 
 
-def plan(
-    view: ParentView,
-    book: OrderBook,
-    instrument: Instrument,
-    params: TwapParams,
-    now: datetime,
-) -> Plan:
+def target(view: ParentView, market: MarketView, params: TwapParams, now: datetime) -> Decimal:
+    """The registry's view of the TWAP target curve (the market does not move it)."""
+    return target_quantity(view, params, now)
+
+
+def plan(view: ParentView, market: MarketView, params: TwapParams, now: datetime) -> Plan:
     """Decide this step's cancels and new slice for a TWAP parent."""
+    book, instrument = market.book, market.instrument
     stale = tuple(
         child.client_order_id
         for child in view.children

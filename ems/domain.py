@@ -259,6 +259,7 @@ class OrderRequest:
     price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
+    display_qty: Decimal | None = None  # native iceberg: show only this much
     params: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

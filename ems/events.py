@@ -175,7 +175,22 @@ class ParentFillApplied(ParentEvent):
     price: Decimal
     qty: Decimal
     fee: Decimal
+    liquidity: Liquidity = Liquidity.TAKER
     kind: ClassVar[str] = "parent_fill_applied"
+
+
+@dataclass(frozen=True, slots=True)
+class ParentAmended(ParentEvent):
+    """New quantity, limit price or end time of a live parent; ``None`` leaves it unchanged.
+
+    ``clear_limit`` removes the limit price altogether.
+    """
+
+    quantity: Decimal | None = None
+    limit_price: Decimal | None = None
+    end_at: datetime | None = None
+    clear_limit: bool = False
+    kind: ClassVar[str] = "parent_amended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +233,7 @@ PARENT_EVENTS: tuple[type[ParentEvent], ...] = (
     ParentCancelRequested,
     ParentExpiring,
     ParentFillApplied,
+    ParentAmended,
     ParentCompleted,
     ParentWoundDown,
     ParentNote,
@@ -247,7 +263,15 @@ def from_payload(kind: str, payload: dict[str, str]) -> Event:
     for f in dataclasses.fields(cls):
         raw = payload[f.name]
         target = hints[f.name]
-        if target is datetime:
+        options = [t for t in typing.get_args(target) if t is not type(None)]
+        if options and len(options) < len(typing.get_args(target)):
+            if raw == "None":
+                kwargs[f.name] = None
+                continue
+            target = options[0]
+        if target is bool:
+            kwargs[f.name] = raw == "True"
+        elif target is datetime:
             kwargs[f.name] = datetime.fromisoformat(raw)
         elif target is Decimal:
             kwargs[f.name] = Decimal(raw)

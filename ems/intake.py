@@ -14,11 +14,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from algos import twap
+from algos import registry
 from ems.domain import Instrument, OrderBook, Side, ensure_utc
 from ems.errors import InvalidOrder
-
-KNOWN_ALGOS = (twap.NAME,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +89,7 @@ def check_parent(
     limits: IntakeLimits,
 ) -> tuple[datetime, Decimal | None]:
     """Validate a request against the market; return its start time and the arrival mid."""
-    if new.algo not in KNOWN_ALGOS:
-        raise InvalidOrder(
-            f"unknown algo {new.algo!r}; available: {', '.join(KNOWN_ALGOS)}", field="algo"
-        )
-    twap.TwapParams.from_mapping(new.algo_params)
+    registry.get(new.algo).parse(new.algo_params)
     if new.quantity <= 0:
         raise InvalidOrder(f"quantity must be positive, got {new.quantity}", field="quantity")
     start = ensure_utc(new.start_at) if new.start_at else now

@@ -13,8 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ems.domain import ZERO, OrderType, Side, TimeInForce
-from ems.errors import InvalidTransition, Overfill
+from ems.domain import ZERO, Liquidity, OrderType, Side, TimeInForce
+from ems.errors import InvalidOrder, InvalidTransition, Overfill
 from ems.events import (
     ChildAccepted,
     ChildCancelled,
@@ -25,6 +25,7 @@ from ems.events import (
     ChildRejected,
     ChildSubmitted,
     ParentAccepted,
+    ParentAmended,
     ParentCancelRequested,
     ParentCompleted,
     ParentEvent,
@@ -107,6 +108,7 @@ class ChildOrder:
     venue_order_id: str | None = None
     submitted_at: datetime | None = None
     reason: str = ""
+    display_qty: Decimal | None = None
     trade_ids: set[str] = field(default_factory=set)
 
     @property
@@ -204,6 +206,8 @@ PARENT_TRANSITIONS: dict[tuple[ParentStatus, type[ParentEvent]], ParentStatus | 
     **{(s, ParentExpiring): _PS.EXPIRING for s in (_PS.ACCEPTED, _PS.WORKING, _PS.PAUSED)},
     **{(s, ParentFillApplied): _SAME for s in _OPEN_PARENT},
     **{(s, ParentCompleted): _PS.COMPLETED for s in _OPEN_PARENT},
+    # A parent winding down (cancelling, expiring) is no longer amended.
+    **{(s, ParentAmended): _SAME for s in (_PS.ACCEPTED, _PS.WORKING, _PS.PAUSED)},
     (_PS.CANCELLING, ParentWoundDown): _PS.CANCELLED,
     (_PS.EXPIRING, ParentWoundDown): _PS.EXPIRED,
     **{(s, ParentNote): _SAME for s in (*_OPEN_PARENT, *PARENT_TERMINAL)},
@@ -235,7 +239,34 @@ class ParentOrder:
     request_hash: str = ""
     reason: str = ""
     arrival_mid: Decimal | None = None
+    maker_qty: Decimal = ZERO
+    market_volume: Decimal = ZERO  # traded on the parent's venues since its start
+    tracking_samples: int = 0
+    tracking_abs_sum: Decimal = ZERO  # sum of |filled - target| / quantity over samples
+    tracking_max: Decimal = ZERO
     trade_ids: set[str] = field(default_factory=set)
+
+    @property
+    def tracking_error_mean(self) -> Decimal | None:
+        """Mean absolute gap between cumulative fills and the target curve, as a share."""
+        return self.tracking_abs_sum / self.tracking_samples if self.tracking_samples else None
+
+    @property
+    def participation_rate(self) -> Decimal | None:
+        """Filled quantity as a share of the market volume traded since the start."""
+        return self.filled_qty / self.market_volume if self.market_volume else None
+
+    @property
+    def maker_share(self) -> Decimal | None:
+        return self.maker_qty / self.filled_qty if self.filled_qty else None
+
+    def record_tracking(self, target: Decimal, market_volume: Decimal) -> None:
+        """Add one schedule-quality sample: fills against the target curve, market volume."""
+        gap = abs(self.filled_qty - target) / self.quantity
+        self.tracking_samples += 1
+        self.tracking_abs_sum += gap
+        self.tracking_max = max(self.tracking_max, gap)
+        self.market_volume = max(self.market_volume, market_volume)
 
     @property
     def is_terminal(self) -> bool:
@@ -274,6 +305,10 @@ class ParentOrder:
             self.filled_qty += event.qty
             self.filled_notional += event.qty * event.price
             self.fees += event.fee
+            if event.liquidity is Liquidity.MAKER:
+                self.maker_qty += event.qty
+        elif isinstance(event, ParentAmended):
+            self._amend(event)
         elif isinstance(
             event, ParentRejected | ParentPaused | ParentCancelRequested | ParentCompleted
         ):
@@ -283,3 +318,18 @@ class ParentOrder:
             self.status = target
         self.updated_at = event.ts
         return True
+
+    def _amend(self, event: ParentAmended) -> None:
+        if event.quantity is not None:
+            if event.quantity < self.filled_qty:
+                raise InvalidOrder(
+                    f"quantity {event.quantity} is below the {self.filled_qty} already filled",
+                    field="quantity",
+                )
+            self.quantity = event.quantity
+        if event.clear_limit:
+            self.limit_price = None
+        elif event.limit_price is not None:
+            self.limit_price = event.limit_price
+        if event.end_at is not None:
+            self.end_at = event.end_at

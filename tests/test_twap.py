@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from algos import twap
-from algos.base import ParentView, WorkingChild
+from algos.base import MarketView, ParentView, WorkingChild
 from ems.domain import BookLevel, OrderBook, Side, TimeInForce
 from ems.venues.sim_venue import binance_btcusdt_instrument
 
@@ -28,6 +28,10 @@ def book(bid: str = "61837.63", ask: str = "61837.64", depth: str = "1.5") -> Or
         bids=tuple(BookLevel(Decimal(bid) - i * step, Decimal(depth)) for i in range(10)),
         asks=tuple(BookLevel(Decimal(ask) + i * step, Decimal(depth)) for i in range(10)),
     )
+
+
+def market(**book_args: str) -> MarketView:
+    return MarketView(book=book(**book_args), instrument=BTCUSDT)
 
 
 def view(
@@ -63,7 +67,7 @@ def run_schedule(
     now = T0
     end = T0 + timedelta(minutes=minutes)
     while now <= end and filled < qty:
-        plan = twap.plan(view(str(qty), str(filled), minutes=minutes), book(), BTCUSDT, params, now)
+        plan = twap.plan(view(str(qty), str(filled), minutes=minutes), market(), params, now)
         for intent in plan.slices:
             assert intent.qty > 0
             assert intent.qty % BTCUSDT.lot_size == 0
@@ -121,14 +125,14 @@ def test_tail_that_could_never_trade_alone_goes_with_the_last_slice() -> None:
     params = twap.TwapParams(slice_interval_s=60, jitter_pct=0)
     v = view("0.01", filled="0.00995", minutes=10)  # 0.00005 left: below the minimum
 
-    plan = twap.plan(v, book(), BTCUSDT, params, T0 + timedelta(minutes=9, seconds=30))
+    plan = twap.plan(v, market(), params, T0 + timedelta(minutes=9, seconds=30))
 
     assert plan.slices == ()
     assert "minimum" in plan.hold_reason
 
 
 def test_on_schedule_slice_joins_the_best_bid_passively() -> None:
-    plan = twap.plan(view("1.0"), book(), BTCUSDT, twap.TwapParams(), T0)
+    plan = twap.plan(view("1.0"), market(), twap.TwapParams(), T0)
 
     (intent,) = plan.slices
     assert intent.price == Decimal("61837.63")
@@ -141,7 +145,7 @@ def test_behind_schedule_crosses_the_spread_with_an_ioc_sized_to_the_book() -> N
     behind = view("10.0", filled="0", minutes=10)  # 5 minutes in, nothing filled
 
     plan = twap.plan(
-        behind, book(depth="1.5"), BTCUSDT, params, T0 + timedelta(minutes=5, seconds=1)
+        behind, market(depth="1.5"), params, T0 + timedelta(minutes=5, seconds=1)
     )
 
     (intent,) = plan.slices
@@ -155,7 +159,7 @@ def test_price_never_goes_past_the_limit(side: Side, limit: str) -> None:
     params = twap.TwapParams(slice_interval_s=60, jitter_pct=0)
     v = view("10.0", minutes=10, side=side, limit=limit)
 
-    plan = twap.plan(v, book(), BTCUSDT, params, T0 + timedelta(minutes=9, seconds=1))
+    plan = twap.plan(v, market(), params, T0 + timedelta(minutes=9, seconds=1))
 
     (intent,) = plan.slices
     assert intent.price == Decimal(limit)
@@ -166,7 +170,7 @@ def test_resting_child_older_than_an_interval_is_cancelled_before_replanning() -
     old = WorkingChild("P-1", Decimal("61837.63"), Decimal("0.1"), TimeInForce.GTC, T0, False)
     v = view("1.0", working="0.1", children=(old,))
 
-    plan = twap.plan(v, book(), BTCUSDT, params, T0 + timedelta(seconds=31))
+    plan = twap.plan(v, market(), params, T0 + timedelta(seconds=31))
 
     assert plan.cancel == ("P-1",)
     assert plan.slices == ()
