@@ -17,6 +17,7 @@ from typing import Any
 from algos import registry
 from ems.domain import Instrument, OrderBook, Side, ensure_utc
 from ems.errors import InvalidOrder
+from ems.orders import ParentOrder
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +91,48 @@ def check_parent(
 ) -> tuple[datetime, Decimal | None]:
     """Validate a request against the market; return its start time and the arrival mid."""
     registry.get(new.algo).parse(new.algo_params)
-    if new.quantity <= 0:
-        raise InvalidOrder(f"quantity must be positive, got {new.quantity}", field="quantity")
     start = ensure_utc(new.start_at) if new.start_at else now
-    end = ensure_utc(new.end_at)
+    _check_window(start, ensure_utc(new.end_at), now, limits)
+    mid = consensus_mid(books)
+    _check_quantity(new.quantity, new.symbol, instruments, mid)
+    if new.limit_price is not None:
+        _check_limit_price(new.limit_price, new.symbol, instruments, mid, limits)
+    return start, mid
+
+
+def check_amendment(
+    parent: ParentOrder,
+    instruments: Sequence[Instrument],
+    books: Sequence[OrderBook],
+    now: datetime,
+    limits: IntakeLimits,
+    *,
+    quantity: Decimal | None,
+    limit_price: Decimal | None,
+    end_at: datetime | None,
+) -> None:
+    """Validate an amendment of a live parent by the same rules as a new one."""
+    mid = consensus_mid(books)
+    if quantity is not None:
+        if quantity < parent.filled_qty:
+            raise InvalidOrder(
+                f"quantity {quantity} is below the {parent.filled_qty} already filled",
+                field="quantity",
+            )
+        _check_quantity(quantity, parent.symbol, instruments, mid)
+    if limit_price is not None:
+        _check_limit_price(limit_price, parent.symbol, instruments, mid, limits)
+    if end_at is not None:
+        _check_window(parent.start_at, end_at, now, limits)
+
+
+def consensus_mid(books: Sequence[OrderBook]) -> Decimal | None:
+    """Median of the venues' mids (upper median for an even count); None without a market."""
+    mids = sorted(m for m in (b.mid for b in books) if m is not None)
+    return mids[len(mids) // 2] if mids else None
+
+
+def _check_window(start: datetime, end: datetime, now: datetime, limits: IntakeLimits) -> None:
     if end <= start:
         raise InvalidOrder(
             f"end_at {end.isoformat()} must be after start_at {start.isoformat()}", field="end_at"
@@ -105,50 +144,53 @@ def check_parent(
             f"the window {end - start} is longer than the maximum {limits.max_duration}",
             field="end_at",
         )
+
+
+def _check_quantity(
+    quantity: Decimal, symbol: str, instruments: Sequence[Instrument], mid: Decimal | None
+) -> None:
+    if quantity <= 0:
+        raise InvalidOrder(f"quantity must be positive, got {quantity}", field="quantity")
     lot = max(i.lot_size for i in instruments)
-    if new.quantity % lot != 0:
+    if quantity % lot != 0:
         raise InvalidOrder(
-            f"quantity {new.quantity} is not a multiple of the lot size {lot} for {new.symbol}",
+            f"quantity {quantity} is not a multiple of the lot size {lot} for {symbol}",
             field="quantity",
         )
-    mids = sorted(m for m in (b.mid for b in books) if m is not None)
-    mid = mids[len(mids) // 2] if mids else None
     if mid is not None:
         smallest = min(i.min_tradable_qty(mid) for i in instruments)
-        if new.quantity < smallest:
+        if quantity < smallest:
             raise InvalidOrder(
-                f"quantity {new.quantity} is below the smallest tradable size {smallest} "
-                f"for {new.symbol} at the current price {mid}",
+                f"quantity {quantity} is below the smallest tradable size {smallest} "
+                f"for {symbol} at the current price {mid}",
                 field="quantity",
             )
-    if new.limit_price is not None:
-        _check_limit_price(new, instruments, mid, limits)
-    return start, mid
 
 
 def _check_limit_price(
-    new: NewParent, instruments: Sequence[Instrument], mid: Decimal | None, limits: IntakeLimits
+    limit_price: Decimal,
+    symbol: str,
+    instruments: Sequence[Instrument],
+    mid: Decimal | None,
+    limits: IntakeLimits,
 ) -> None:
-    assert new.limit_price is not None
-    if new.limit_price <= 0:
-        raise InvalidOrder(
-            f"limit_price must be positive, got {new.limit_price}", field="limit_price"
-        )
+    if limit_price <= 0:
+        raise InvalidOrder(f"limit_price must be positive, got {limit_price}", field="limit_price")
     tick = max(i.tick_size for i in instruments)
-    if new.limit_price % tick != 0:
+    if limit_price % tick != 0:
         raise InvalidOrder(
-            f"limit_price {new.limit_price} is not a multiple of the tick size {tick}",
+            f"limit_price {limit_price} is not a multiple of the tick size {tick}",
             field="limit_price",
         )
     if mid is None:
         raise InvalidOrder(
-            f"no market price for {new.symbol} to check limit_price against; retry shortly",
+            f"no market price for {symbol} to check limit_price against; retry shortly",
             field="limit_price",
         )
-    distance = abs(new.limit_price - mid) / mid
+    distance = abs(limit_price - mid) / mid
     if distance > limits.limit_collar:
         raise InvalidOrder(
-            f"limit_price {new.limit_price} is {distance:.1%} away from the market mid {mid}; "
+            f"limit_price {limit_price} is {distance:.1%} away from the market mid {mid}; "
             f"the collar is {limits.limit_collar:.0%}",
             field="limit_price",
         )

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from algos import twap
-from algos.base import ParentView, SliceIntent, WorkingChild
+from algos import registry
+from algos.base import MarketView, ParentView, SliceIntent, VolumeCurve, WorkingChild
 from ems.clock import Clock
 from ems.domain import OrderBook, OrderRequest, OrderType, ensure_utc
 from ems.errors import (
     Conflict,
     EmsError,
+    InvalidOrder,
     NotFound,
     OrderNotFoundAtVenue,
     RetryableVenueError,
@@ -42,6 +43,7 @@ from ems.events import (
     ChildRejected,
     ChildSubmitted,
     ParentAccepted,
+    ParentAmended,
     ParentCancelRequested,
     ParentCompleted,
     ParentEvent,
@@ -53,7 +55,14 @@ from ems.events import (
     ParentStarted,
     ParentWoundDown,
 )
-from ems.intake import IntakeLimits, NewParent, check_parent, request_hash, resolve_venues
+from ems.intake import (
+    IntakeLimits,
+    NewParent,
+    check_amendment,
+    check_parent,
+    request_hash,
+    resolve_venues,
+)
 from ems.orders import ChildOrder, ChildStatus, ParentOrder, ParentStatus
 from ems.ports import Batch, StorePort, VenuePort
 from ems.reconcile import events_from_venue_state, reconcile_child
@@ -105,12 +114,15 @@ class ParentOrderManager:
         *,
         config: ManagerConfig | None = None,
         id_factory: Callable[[], str] = new_parent_id,
+        volume_profile: VolumeCurve | None = None,
     ) -> None:
         self.store = store
         self.venues = venues
         self.clock = clock
         self.config = config or ManagerConfig()
         self._id_factory = id_factory
+        self.volume_profile = volume_profile
+        self._replan: set[str] = set()
         self._parents: dict[str, ParentOrder] = {}
         self._children: dict[str, dict[str, ChildOrder]] = {}
         self._child_index: dict[str, ChildOrder] = {}
@@ -186,6 +198,47 @@ class ParentOrderManager:
 
     async def resume(self, parent_id: str) -> ParentOrder:
         return self._command(parent_id, lambda now: ParentResumed(now, parent_id))
+
+    async def amend(
+        self,
+        parent_id: str,
+        *,
+        quantity: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        end_at: datetime | None = None,
+        clear_limit: bool = False,
+    ) -> ParentOrder:
+        """Change quantity, limit price or end time of a live parent.
+
+        Working children are cancelled and the schedule re-plans from what is filled and
+        working. Raises ``InvalidOrder`` naming the field, ``NotFound``, ``InvalidTransition``.
+        """
+        parent = self._parents.get(parent_id) or self.store.get_parent(parent_id)
+        if parent is None:
+            raise NotFound(f"parent {parent_id} does not exist")
+        if quantity is None and limit_price is None and end_at is None and not clear_limit:
+            raise InvalidOrder(
+                "nothing to amend: give quantity, limit_price or end_at", field="body"
+            )
+        listings = {name: self.venues[name].instruments() for name in parent.venues}
+        instruments = [listings[name][parent.symbol] for name in parent.venues]
+        books = await self._books(parent.symbol, parent.venues)
+        check_amendment(
+            parent,
+            instruments,
+            list(books.values()),
+            self.clock.now(),
+            self.config.intake,
+            quantity=quantity,
+            limit_price=limit_price,
+            end_at=ensure_utc(end_at) if end_at else None,
+        )
+        event = ParentAmended(
+            self.clock.now(), parent_id, quantity, limit_price, end_at, clear_limit
+        )
+        amended = self._command(parent_id, lambda now: event)
+        self._replan.add(parent_id)
+        return amended
 
     # --- the engine ---------------------------------------------------------------------------
 
@@ -293,22 +346,29 @@ class ParentOrderManager:
         if venue_name is None:
             self._hold(parent, now, "no venue has a usable book", changes)
             return
-        instrument = self.venues[venue_name].instruments()[parent.symbol]
-        view = ParentView(
-            side=parent.side,
-            quantity=parent.quantity,
-            filled=parent.filled_qty,
-            working=sum((c.working_qty for c in live), Decimal(0)),
-            start_at=parent.start_at,
-            end_at=parent.end_at,
-            limit_price=parent.limit_price,
-            children=tuple(_working_view(c) for c in live),
+        venue = self.venues[venue_name]
+        instrument = venue.instruments()[parent.symbol]
+        view = _parent_view(parent, live)
+        market = MarketView(
+            book=books[venue_name],
+            instrument=instrument,
+            volume_since_start=await self._volume_since(parent, now),
+            volume_profile=self.volume_profile,
+            native_iceberg=getattr(venue, "native_iceberg", False),
         )
         try:
-            params = twap.TwapParams.from_mapping(parent.algo_params)
-            plan = twap.plan(view, books[venue_name], instrument, params, now)
+            algo = registry.get(parent.algo)
+            params = algo.parse(parent.algo_params)
+            plan = algo.plan(view, market, params, now)
+            parent.record_tracking(
+                algo.target(view, market, params, now), market.volume_since_start
+            )
         except EmsError as exc:
             self._hold(parent, now, f"algorithm error: {exc}", changes)
+            return
+        if parent.id in self._replan:
+            self._replan.discard(parent.id)
+            cancels.extend(self._cancellable(parent.id))
             return
         cancels.extend(c for c in live if c.client_order_id in plan.cancel)
         if plan.hold_reason:
@@ -323,6 +383,18 @@ class ParentOrderManager:
         for intent in plan.slices:
             new_children.append(self._new_child(parent, venue_name, intent, now, changes))
 
+    async def _volume_since(self, parent: ParentOrder, now: datetime) -> Decimal:
+        """Market volume traded on the parent's venues since it started (unreachable: skipped)."""
+        if now <= parent.start_at:
+            return Decimal(0)
+        total = Decimal(0)
+        for name in parent.venues:
+            try:
+                total += await self.venues[name].traded_volume(parent.symbol, parent.start_at)
+            except VenueError as exc:
+                log.warning("no traded volume for %s on %s: %s", parent.symbol, name, exc)
+        return total
+
     def _maybe_finish_dust(
         self,
         parent: ParentOrder,
@@ -333,12 +405,8 @@ class ParentOrderManager:
     ) -> None:
         """A residual smaller than the venue's minimum, with nothing working, can never trade."""
         if view.working == 0 and 0 < view.unallocated < minimum and now >= parent.start_at:
-            target = twap.target_quantity(
-                view, twap.TwapParams.from_mapping(parent.algo_params), now
-            )
-            if target >= parent.quantity:
-                reason = f"residual {view.unallocated} is below the venue minimum {minimum}"
-                changes.parent_event(parent, ParentCompleted(now, parent.id, reason))
+            reason = f"residual {view.unallocated} is below the venue minimum {minimum}"
+            changes.parent_event(parent, ParentCompleted(now, parent.id, reason))
 
     def _new_child(
         self, parent: ParentOrder, venue: str, intent: SliceIntent, now: datetime, changes: _Changes
@@ -358,6 +426,7 @@ class ParentOrderManager:
             created_at=now,
             updated_at=now,
             reason=intent.reason,
+            display_qty=intent.display_qty,
         )
         self._children.setdefault(parent.id, {})[child.client_order_id] = child
         self._child_index[child.client_order_id] = child
@@ -377,6 +446,7 @@ class ParentOrderManager:
             order_type=child.order_type,
             price=child.price,
             time_in_force=child.time_in_force,
+            display_qty=child.display_qty,
         )
         now = self.clock.now()
         cid = child.client_order_id
@@ -445,6 +515,7 @@ class ParentOrderManager:
                         price=event.price,
                         qty=event.qty,
                         fee=event.fee,
+                        liquidity=event.liquidity,
                     ),
                 )
 
@@ -514,6 +585,19 @@ class ParentOrderManager:
             self._needs_recovery = True
             log.exception("store write failed; state will be rebuilt from the store")
             raise
+
+
+def _parent_view(parent: ParentOrder, live: list[ChildOrder]) -> ParentView:
+    return ParentView(
+        side=parent.side,
+        quantity=parent.quantity,
+        filled=parent.filled_qty,
+        working=sum((c.working_qty for c in live), Decimal(0)),
+        start_at=parent.start_at,
+        end_at=parent.end_at,
+        limit_price=parent.limit_price,
+        children=tuple(_working_view(c) for c in live),
+    )
 
 
 def _working_view(child: ChildOrder) -> WorkingChild:

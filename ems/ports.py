@@ -62,6 +62,10 @@ class VenuePort(Protocol):
 
     async def order_book(self, symbol: str, depth: int = 20) -> OrderBook: ...
 
+    async def traded_volume(self, symbol: str, since: datetime) -> Decimal:
+        """Market quantity (base units) traded on ``symbol`` after ``since``."""
+        ...
+
     async def balances(self) -> Mapping[str, Balance]: ...
 
     def drain_updates(self) -> list[VenueOrderState]:

@@ -24,6 +24,7 @@ import dataclasses
 import enum
 import heapq
 import random
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -288,6 +289,10 @@ class SimVenue:
         self._down_until: datetime | None = None
         self._now = ensure_utc(clock.now())
         self.submissions: list[str] = []
+        # Per symbol: trade times and cumulative traded quantity, for ``traded_volume``.
+        self._tape: dict[str, tuple[list[datetime], list[Decimal]]] = {
+            symbol: ([], []) for symbol in self._instruments
+        }
 
     # --------------------------------------------------------------------------- constructors
     @classmethod
@@ -376,6 +381,10 @@ class SimVenue:
 
     def _on_market(self, symbol: str, event: MarketEvent) -> None:
         self._now = max(self._now, event.ts)
+        if isinstance(event, Trade):
+            times, cumulative = self._tape[symbol]
+            times.append(event.ts)
+            cumulative.append((cumulative[-1] if cumulative else ZERO) + event.qty)
         for fill in self._engines[symbol].on_event(event):
             self._settle(self._orders[fill.client_order_id], fill)
 
@@ -602,6 +611,20 @@ class SimVenue:
             bids=tuple(engine.levels(Side.BUY, depth)),
             asks=tuple(engine.levels(Side.SELL, depth)),
         )
+
+    native_iceberg = False  # icebergs here are worked synthetically by the algorithm
+
+    async def traded_volume(self, symbol: str, since: datetime) -> Decimal:
+        """Market quantity traded on ``symbol`` after ``since`` (recorded trades, not ours)."""
+        self._catch_up()
+        self._check_up()
+        if symbol not in self._tape:
+            raise VenueRejected(self.name, f"unknown symbol {symbol}")
+        times, cumulative = self._tape[symbol]
+        if not cumulative:
+            return ZERO
+        before = bisect_right(times, ensure_utc(since))
+        return cumulative[-1] - (cumulative[before - 1] if before else ZERO)
 
     async def balances(self) -> Mapping[str, Balance]:
         """Free and locked amount of every asset."""
