@@ -6,12 +6,16 @@ intents. They never read the clock, the network or the database.
 
 from __future__ import annotations
 
+import math
+import random
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Protocol
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
 
 from ems.domain import ZERO, Instrument, OrderBook, Rounding, Side, TimeInForce
+from ems.errors import InvalidOrder
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +32,11 @@ class WorkingChild:
 
 @dataclass(frozen=True, slots=True)
 class ParentView:
-    """The parent's schedule state: what is asked, filled and working right now."""
+    """The parent's schedule state: what is asked, filled and working right now.
+
+    ``last_fill_at`` is when the parent last received a fill (None: no fill yet, or the caller
+    does not track it); the iceberg measures its refresh delay from it.
+    """
 
     side: Side
     quantity: Decimal
@@ -38,6 +46,7 @@ class ParentView:
     end_at: datetime
     limit_price: Decimal | None
     children: tuple[WorkingChild, ...] = ()
+    last_fill_at: datetime | None = None
 
     @property
     def unallocated(self) -> Decimal:
@@ -154,3 +163,121 @@ def passive_price(book: OrderBook, side: Side, instrument: Instrument) -> Decima
         return None
     rounding = Rounding.DOWN if side is Side.BUY else Rounding.UP
     return instrument.round_price(touch, rounding)
+
+
+def jittered_slice_time(
+    start: datetime, k: int, interval: timedelta, jitter_pct: float, seed: int, salt: str
+) -> datetime:
+    """When slice ``k`` (0-based) of a regular grid fires: nominal time plus a seeded jitter.
+
+    Slice 0 fires at ``start``; the jitter (a fraction of ``interval`` drawn uniformly from
+    ``[-jitter_pct, jitter_pct]``, seeded by ``salt``, ``seed`` and ``k``) never exceeds half an
+    interval, so slices keep their order.
+    """
+    if k == 0:
+        return start
+    jitter = random.Random(f"{salt}:{seed}:{k}").uniform(-jitter_pct, jitter_pct)
+    return start + interval * (k + jitter)
+
+
+def slices_fired(
+    start: datetime,
+    end: datetime,
+    interval: timedelta,
+    jitter_pct: float,
+    seed: int,
+    salt: str,
+    now: datetime,
+) -> int:
+    """How many slices of the jittered grid over ``[start, end]`` have fired by ``now``."""
+    if now < start:
+        return 0
+    n = max(1, math.ceil((end - start) / interval))
+    # Jitter moves a slice by at most half an interval, so every slice more than one interval
+    # before ``now`` has fired: only the last few need their jittered time computed.
+    fired = max(0, math.floor((now - start) / interval) - 1)
+    while fired < n and jittered_slice_time(start, fired, interval, jitter_pct, seed, salt) <= now:
+        fired += 1
+    return min(fired, n)
+
+
+# --- parameter parsing shared by every algorithm ---------------------------------------------
+
+
+def refuse_unknown(raw: Mapping[str, Any], allowed: Collection[str], algo: str) -> None:
+    """Raise ``InvalidOrder`` naming the first key of ``raw`` that ``algo`` does not know."""
+    unknown = set(raw) - set(allowed)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidOrder(
+            f"unknown {algo} parameter {name!r}; known: {', '.join(sorted(allowed))}",
+            field=f"algo_params.{name}",
+        )
+
+
+def _given(raw: Mapping[str, Any], key: str) -> Any:
+    value = raw.get(key)
+    if isinstance(value, bool):
+        raise InvalidOrder(f"{key} must be a number, not a boolean", field=f"algo_params.{key}")
+    return value
+
+
+def param_int(raw: Mapping[str, Any], key: str, default: int) -> int:
+    """An integer parameter (``None`` or absent: ``default``)."""
+    value = _given(raw, key)
+    if value is None:
+        return default
+    try:
+        number = Decimal(str(value))
+        if not number.is_finite() or number != number.to_integral_value():
+            raise ValueError(value)
+        return int(number)
+    except (InvalidOperation, ValueError):
+        raise InvalidOrder(
+            f"{key} must be a whole number, got {value!r}", field=f"algo_params.{key}"
+        ) from None
+
+
+def param_float(raw: Mapping[str, Any], key: str, default: float) -> float:
+    """A finite float parameter (``None`` or absent: ``default``)."""
+    value = _given(raw, key)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidOrder(
+            f"{key} must be a number, got {value!r}", field=f"algo_params.{key}"
+        ) from None
+    if not math.isfinite(number):
+        raise InvalidOrder(f"{key} must be finite, got {value!r}", field=f"algo_params.{key}")
+    return number
+
+
+def param_decimal(raw: Mapping[str, Any], key: str, default: Decimal | None) -> Decimal | None:
+    """An exact decimal parameter, read from its text (``None`` or absent: ``default``)."""
+    value = _given(raw, key)
+    if value is None:
+        return default
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidOrder(
+            f"{key} must be a decimal number, got {value!r}", field=f"algo_params.{key}"
+        ) from None
+    if not number.is_finite():
+        raise InvalidOrder(f"{key} must be finite, got {value!r}", field=f"algo_params.{key}")
+    return number
+
+
+def param_choice(raw: Mapping[str, Any], key: str, choices: tuple[str, ...], default: str) -> str:
+    """A parameter taking one of a few words (``None`` or absent: ``default``)."""
+    value = raw.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidOrder(
+            f"{key} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}",
+            field=f"algo_params.{key}",
+        )
+    return value

@@ -1,9 +1,11 @@
 """The execution algorithms by name, each with one interface.
 
-An algorithm module provides ``NAME``, a ``Params`` class with ``from_mapping(raw)`` (raising
-``InvalidOrder`` naming ``algo_params.<key>``), ``target_quantity(view, market, params, now)``
-(the cumulative quantity its schedule wants done by ``now``) and
-``plan(view, market, params, now) -> Plan``.
+An algorithm module provides ``NAME``, a parameters class with ``from_mapping(raw)`` (raising
+``InvalidOrder`` naming ``algo_params.<key>``; every algorithm also accepts the pricing keys of
+``algos.pricing.ExecutionStyle``), ``target(view, market, params, now)`` (the cumulative
+quantity its schedule wants done by ``now``) and ``plan(view, market, params, now) -> Plan``.
+
+Registered: ``twap``, ``vwap``, ``pov`` and ``iceberg``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from algos import twap
+from algos import iceberg, pov, twap, vwap
 from algos.base import MarketView, ParentView, Plan
 from ems.errors import InvalidOrder
 
@@ -29,6 +31,11 @@ class AlgoSpec:
 
 ALGOS: dict[str, AlgoSpec] = {
     twap.NAME: AlgoSpec(twap.NAME, twap.TwapParams.from_mapping, twap.target, twap.plan),
+    vwap.NAME: AlgoSpec(vwap.NAME, vwap.VwapParams.from_mapping, vwap.target, vwap.plan),
+    pov.NAME: AlgoSpec(pov.NAME, pov.PovParams.from_mapping, pov.target, pov.plan),
+    iceberg.NAME: AlgoSpec(
+        iceberg.NAME, iceberg.IcebergParams.from_mapping, iceberg.target, iceberg.plan
+    ),
 }
 
 

@@ -4,18 +4,18 @@ The target curve steps up by ``quantity / n_slices`` at each slice time; slice t
 ``start + k * interval`` moved by a seeded jitter, so a restarted manager computes the same
 schedule. Each step sends ``target(now) - (filled + working)``, rounded down to the lot.
 
-Pricing: a slice joins the best price on its own side (passive). When fills lag the curve by more
-than one slice, or the last interval has begun, it crosses the spread with an IOC priced to
-take the deficit from the visible book. Either way it never goes past the parent's limit price.
-Resting children older than one interval are cancelled so their quantity is re-planned.
+Pricing is the shared one of :mod:`algos.pricing`: the slice now due joins the best price on its
+own side; fills lagging by half a slice more improve it by a tick; a whole slice more, or the last
+interval, cross the spread with an IOC sized to what the void guard allows. The parent's limit
+price always caps. Resting children are re-planned when the touch moves away from them, when the
+schedule wants to cross, or once they are one interval old.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,23 +24,29 @@ from algos.base import (
     MarketView,
     ParentView,
     Plan,
-    SliceIntent,
-    cap_at_limit,
-    passive_price,
-    size_slice,
-    sweep_price,
+    jittered_slice_time,
+    param_float,
+    param_int,
+    refuse_unknown,
+    slices_fired,
 )
-from ems.domain import ZERO, Instrument, OrderBook, Rounding, Side, TimeInForce
+from algos.pricing import MUST_COMPLETE, STYLE_KEYS, ExecutionStyle, lag_urgency, plan_step
+from ems.domain import ZERO
 from ems.errors import InvalidOrder
 
 NAME = "twap"
+KEYS = frozenset({"slice_interval_s", "jitter_pct", "seed"}) | STYLE_KEYS
 
 
 @dataclass(frozen=True, slots=True)
 class TwapParams:
+    """TWAP parameters: ``slice_interval_s`` (1..3600, default 30), ``jitter_pct`` (0..0.5 of
+    an interval, default 0.2), ``seed`` (default 0) and the shared pricing keys."""
+
     slice_interval_s: int = 30
     jitter_pct: float = 0.2
     seed: int = 0
+    style: ExecutionStyle = field(default_factory=ExecutionStyle)
 
     def __post_init__(self) -> None:
         if not 1 <= self.slice_interval_s <= 3600:
@@ -56,28 +62,23 @@ class TwapParams:
 
     @property
     def interval(self) -> timedelta:
+        """The slice interval as a duration."""
         return timedelta(seconds=self.slice_interval_s)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> TwapParams:
         """Build from the parent's ``algo_params``; unknown keys are refused."""
-        unknown = set(raw) - {"slice_interval_s", "jitter_pct", "seed"}
-        if unknown:
-            name = sorted(unknown)[0]
-            raise InvalidOrder(f"unknown TWAP parameter {name!r}", field=f"algo_params.{name}")
-        try:
-            return cls(
-                slice_interval_s=int(raw.get("slice_interval_s", 30)),
-                jitter_pct=float(raw.get("jitter_pct", 0.2)),
-                seed=int(raw.get("seed", 0)),
-            )
-        except (TypeError, ValueError) as exc:
-            raise InvalidOrder(
-                f"TWAP parameters must be numbers: {exc}", field="algo_params"
-            ) from exc
+        refuse_unknown(raw, KEYS, "TWAP")
+        return cls(
+            slice_interval_s=param_int(raw, "slice_interval_s", 30),
+            jitter_pct=param_float(raw, "jitter_pct", 0.2),
+            seed=param_int(raw, "seed", 0),
+            style=ExecutionStyle.from_mapping(raw),
+        )
 
 
 def slice_count(start: datetime, end: datetime, interval: timedelta) -> int:
+    """Number of slices in the window: one per started interval, at least one."""
     return max(1, math.ceil((end - start) / interval))
 
 
@@ -86,10 +87,7 @@ def slice_time(start: datetime, k: int, params: TwapParams) -> datetime:
 
     Slice 0 fires at the start; jitter never moves a slice before the previous nominal time.
     """
-    if k == 0:
-        return start
-    jitter = random.Random(f"twap:{params.seed}:{k}").uniform(-params.jitter_pct, params.jitter_pct)
-    return start + params.interval * (k + jitter)
+    return jittered_slice_time(start, k, params.interval, params.jitter_pct, params.seed, NAME)
 
 
 def target_quantity(view: ParentView, params: TwapParams, now: datetime) -> Decimal:
@@ -97,14 +95,11 @@ def target_quantity(view: ParentView, params: TwapParams, now: datetime) -> Deci
     if now < view.start_at:
         return ZERO
     n = slice_count(view.start_at, view.end_at, params.interval)
-    last_interval_start = view.end_at - params.interval
-    if now >= last_interval_start:
+    if now >= view.end_at - params.interval:
         return view.quantity
-    # Jitter moves a slice by at most half an interval, so every slice more than one interval
-    # before ``now`` has fired: only the last few need their jittered time computed.
-    fired = max(0, math.floor((now - view.start_at) / params.interval) - 1)
-    while fired < n and slice_time(view.start_at, fired, params) <= now:
-        fired += 1
+    fired = slices_fired(
+        view.start_at, view.end_at, params.interval, params.jitter_pct, params.seed, NAME, now
+    )
     return view.quantity * fired / n
 
 
@@ -115,42 +110,24 @@ def target(view: ParentView, market: MarketView, params: TwapParams, now: dateti
 
 def plan(view: ParentView, market: MarketView, params: TwapParams, now: datetime) -> Plan:
     """Decide this step's cancels and new slice for a TWAP parent."""
-    book, instrument = market.book, market.instrument
-    stale = tuple(
-        child.client_order_id
-        for child in view.children
-        if not child.cancel_pending
-        and child.time_in_force is not TimeInForce.IOC
-        and now - child.created_at >= params.interval
-    )
-    target = target_quantity(view, params, now)
-    deficit = target - view.filled - view.working
-    if deficit <= 0 or stale:
-        return Plan(cancel=stale)
-    behind = target - view.filled
+    if now < view.start_at:
+        return Plan()
+    goal = target_quantity(view, params, now)
     one_slice = view.quantity / slice_count(view.start_at, view.end_at, params.interval)
     in_last_interval = now >= view.end_at - params.interval
-    aggressive = in_last_interval or behind > one_slice
-    price = _price(view.side, deficit, book, instrument, aggressive)
-    if price is None:
-        return Plan(hold_reason="no price on the book")
-    price = cap_at_limit(view.side, price, view.limit_price)
-    qty = size_slice(deficit, view.unallocated, instrument, price)
-    if qty <= 0:
-        return Plan(hold_reason="slice below the venue minimum; waiting for it to grow")
-    reason = "catch-up" if aggressive and not in_last_interval else "schedule"
     if in_last_interval:
-        reason = "final interval"
-    tif = TimeInForce.IOC if aggressive else TimeInForce.GTC
-    return Plan(slices=(SliceIntent(qty, price, tif, aggressive, reason),))
-
-
-def _price(
-    side: Side, qty: Decimal, book: OrderBook, instrument: Instrument, aggressive: bool
-) -> Decimal | None:
-    if not aggressive:
-        return passive_price(book, side, instrument)
-    sweep = sweep_price(book, side, qty)
-    if sweep is None:
-        return None
-    return instrument.round_price(sweep, Rounding.UP if side is Side.BUY else Rounding.DOWN)
+        urgency, reason, cross_reason = MUST_COMPLETE, "final interval", "final interval"
+    else:
+        urgency = lag_urgency(goal, view.filled, one_slice, one_slice)
+        reason, cross_reason = "schedule", "catch-up"
+    return plan_step(
+        view,
+        market,
+        params.style,
+        now,
+        wanted=goal - view.filled - view.working,
+        urgency=urgency,
+        reason=reason,
+        cross_reason=cross_reason,
+        max_rest=max(params.interval, params.style.min_rest),
+    )

@@ -1,4 +1,5 @@
-"""The ``ems`` command line: run the server, manage API keys, submit and watch parent orders.
+"""The ``ems`` command line: run the server, manage API keys, submit, amend and watch parent
+orders.
 
 Commands that talk to a running server use its REST API over HTTP and read the API key from
 the ``EMS_API_KEY`` environment variable or from a file (``--api-key-file``); a key is never
@@ -32,7 +33,7 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_DB = "sqlite:///var/ems.db"  # as in ems.settings
 API_KEY_ENV = "EMS_API_KEY"
 TERMINAL_STATUSES = frozenset({"completed", "cancelled", "rejected", "expired"})
-ALGOS = ("twap",)
+ALGOS = ("twap", "vwap", "pov", "iceberg")
 ROLES = ("viewer", "trader", "admin")
 HTTP_TIMEOUT_S = 15.0
 
@@ -256,11 +257,39 @@ def parent_table(parent: Mapping[str, Any]) -> Table:
         ("venues", ", ".join(parent.get("venues") or []) or "all listing the symbol"),
         ("window", f"{parent['start_at']} → {parent['end_at']}"),
     ]
+    rows.extend(quality_rows(parent))
     if parent.get("reason"):
         rows.append(("reason", parent["reason"]))
     for label, value in rows:
         table.add_row(label, str(value))
     return table
+
+
+def _percent(share: Any, places: int = 2) -> str:
+    return f"{Decimal(str(share)) * 100:.{places}f}%"
+
+
+def quality_rows(parent: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The schedule-quality lines of the status table (``-`` where nothing is measured yet)."""
+    base = str(parent.get("symbol", "")).split("/")[0]
+    mean, worst = parent.get("tracking_error_mean"), parent.get("tracking_error_max")
+    tracking = (
+        f"mean {_percent(mean)}, worst {_percent(worst)} of the quantity off schedule"
+        if mean is not None and worst is not None
+        else "-"
+    )
+    volume = parent.get("market_volume")
+    rate = parent.get("participation_rate")
+    if rate is not None and volume is not None:
+        participation = f"{_percent(rate)} of the {volume} {base} traded since the start"
+    else:
+        participation = "-"
+    maker = parent.get("maker_share")
+    return [
+        ("tracking error", tracking),
+        ("participation", participation),
+        ("maker share", f"{_percent(maker, 1)} of the fills rested on the book" if maker else "-"),
+    ]
 
 
 def _watch(api: Api, parent: Mapping[str, Any], interval: float) -> Mapping[str, Any]:
@@ -404,7 +433,9 @@ def submit(
     symbol: Annotated[str, typer.Option(help="Unified symbol, e.g. BTC/USDT.")],
     side: Annotated[str, typer.Option(help="buy or sell.")],
     qty: Annotated[str, typer.Option("--qty", help="Total quantity, e.g. 0.5.")],
-    algo: Annotated[str, typer.Option(help="Execution algorithm.")] = "twap",
+    algo: Annotated[
+        str, typer.Option(help="Execution algorithm: twap, vwap, pov or iceberg.")
+    ] = "twap",
     duration: Annotated[
         str | None, typer.Option(help="How long to work the order from now: 30s, 10m, 2h.")
     ] = None,
@@ -421,12 +452,21 @@ def submit(
         list[str] | None, typer.Option("--venue", help="Venue to use; repeat for several.")
     ] = None,
     slice_interval: Annotated[
-        str | None, typer.Option("--slice-interval", help="TWAP slice interval, e.g. 30s.")
+        str | None,
+        typer.Option("--slice-interval", help="TWAP/VWAP slice interval, e.g. 30s."),
     ] = None,
     jitter: Annotated[
         float | None, typer.Option(help="TWAP jitter, fraction of an interval (0..0.5).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="TWAP jitter seed.")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="Algorithm parameter KEY=VALUE, e.g. --param rate=0.1 or --param "
+            "display_qty=0.2; repeat for several (each algorithm's are listed at /docs).",
+        ),
+    ] = None,
     client_id: Annotated[
         str | None,
         typer.Option("--client-id", help="Idempotency id; resending it never doubles an order."),
@@ -454,6 +494,7 @@ def submit(
             seed=seed,
             client_id=client_id,
             now=datetime.now(UTC),
+            params=param or [],
         )
         api = Api(url, read_api_key(api_key_file))
         response = api.call("POST", "/v1/parents", body)
@@ -488,8 +529,13 @@ def build_submit_body(
     seed: int | None,
     client_id: str | None,
     now: datetime,
+    params: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The ``POST /v1/parents`` body for the ``submit`` options; raises :class:`CliError`."""
+    """The ``POST /v1/parents`` body for the ``submit`` options; raises :class:`CliError`.
+
+    ``params`` are ``KEY=VALUE`` algorithm parameters passed on as text; the server checks them
+    against the chosen algorithm and names any it refuses.
+    """
     if duration is not None and end is not None:
         raise _usage("--duration and --end: give one or the other, not both")
     start_at = parse_time(start, "--start") if start is not None else None
@@ -513,19 +559,37 @@ def build_submit_body(
         body["limit_price"] = str(parse_positive_decimal(limit_price, "--limit-price"))
     if venues:
         body["venues"] = [v.strip().lower() for v in venues]
-    params: dict[str, Any] = {}
+    algo_params: dict[str, Any] = {}
     if slice_interval is not None:
         interval = parse_duration(slice_interval, "--slice-interval").total_seconds()
         if interval != int(interval):
             raise _usage("--slice-interval: use whole seconds, e.g. 30s")
-        params["slice_interval_s"] = int(interval)
+        algo_params["slice_interval_s"] = int(interval)
     if jitter is not None:
-        params["jitter_pct"] = jitter
+        algo_params["jitter_pct"] = jitter
     if seed is not None:
-        params["seed"] = seed
-    if params:
-        body["algo_params"] = params
+        algo_params["seed"] = seed
+    for item in params:
+        key, value = parse_param(item)
+        if key in algo_params:
+            raise _usage(f"--param: {key} is given twice")
+        algo_params[key] = value
+    if algo_params:
+        body["algo_params"] = algo_params
     return body
+
+
+_PARAM_RE = re.compile(r"^\s*([a-z][a-z0-9_]{0,39})\s*=\s*(\S.*?)\s*$")
+
+
+def parse_param(text: str) -> tuple[str, str]:
+    """Split ``KEY=VALUE`` (``rate=0.1``); raise :class:`CliError` naming ``--param`` otherwise."""
+    match = _PARAM_RE.fullmatch(text)
+    if match is None:
+        raise _usage(f"--param: use KEY=VALUE, e.g. --param rate=0.1 (got {text!r})")
+    if match.group(1) == "algo":
+        raise _usage("--param: the algorithm is chosen with --algo")
+    return match.group(1), match.group(2)
 
 
 @app.command()
@@ -543,8 +607,7 @@ def status(
     """Show a parent order; with --watch, follow its progress until it ends."""
     try:
         every = parse_duration(interval, "--interval").total_seconds()
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", parent_id):
-            raise _usage(f"PARENT_ID: {parent_id!r} is not a parent id")
+        _check_parent_id(parent_id)
         api = Api(url, read_api_key(api_key_file))
         parent = api.json("GET", f"/v1/parents/{parent_id}")
         if watch:
@@ -556,6 +619,109 @@ def status(
     except CliError as exc:
         _fail(exc)
     _out.print(parent_table(parent))
+
+
+@app.command()
+def amend(
+    parent_id: Annotated[str, typer.Argument(help="Parent order id, e.g. P1A2B3C4D5E6.")],
+    qty: Annotated[
+        str | None, typer.Option("--qty", help="New total quantity (not below what is filled).")
+    ] = None,
+    limit_price: Annotated[
+        str | None, typer.Option("--limit-price", help="New limit price.")
+    ] = None,
+    clear_limit: Annotated[
+        bool, typer.Option("--clear-limit", help="Remove the limit price.")
+    ] = False,
+    end: Annotated[
+        str | None, typer.Option("--end", help="New end time (ISO-8601 with a timezone).")
+    ] = None,
+    extend: Annotated[
+        str | None,
+        typer.Option("--extend", help="Move the end time later by this much: 30s, 5m, 2h."),
+    ] = None,
+    url: Annotated[str, typer.Option(help="EMS base URL.", envvar="EMS_URL")] = DEFAULT_URL,
+    api_key_file: Annotated[
+        Path | None, typer.Option("--api-key-file", help=_KEY_FILE_HELP)
+    ] = None,
+) -> None:
+    """Change a working order's quantity, limit price or end time; the schedule re-plans."""
+    try:
+        _check_parent_id(parent_id)
+        body = build_amend_body(
+            qty=qty, limit_price=limit_price, clear_limit=clear_limit, end=end, extend=extend
+        )
+        api = Api(url, read_api_key(api_key_file))
+        if extend is not None:
+            current = api.json("GET", f"/v1/parents/{parent_id}")
+            body["end_at"] = extended_end(current["end_at"], extend).isoformat()
+        parent = api.json("PATCH", f"/v1/parents/{parent_id}", body)
+    except CliError as exc:
+        _fail(exc)
+    _out.print(f"amended {parent['id']}: {_amend_summary(body)}")
+    _out.print(parent_table(parent))
+
+
+def build_amend_body(
+    *,
+    qty: str | None,
+    limit_price: str | None,
+    clear_limit: bool,
+    end: str | None,
+    extend: str | None,
+) -> dict[str, Any]:
+    """The ``PATCH /v1/parents/{id}`` body for the ``amend`` options; raises :class:`CliError`.
+
+    With ``--extend`` the new end time depends on the order's current one, so ``end_at`` is
+    left out here and filled in by :func:`extended_end` once the order has been read.
+    """
+    if limit_price is not None and clear_limit:
+        raise _usage("--limit-price and --clear-limit: give one or the other, not both")
+    if end is not None and extend is not None:
+        raise _usage("--end and --extend: give one or the other, not both")
+    if qty is None and limit_price is None and not clear_limit and end is None and extend is None:
+        raise _usage(
+            "nothing to amend: give --qty, --limit-price, --clear-limit, --end or --extend"
+        )
+    body: dict[str, Any] = {}
+    if qty is not None:
+        body["quantity"] = str(parse_positive_decimal(qty, "--qty"))
+    if limit_price is not None:
+        body["limit_price"] = str(parse_positive_decimal(limit_price, "--limit-price"))
+    if clear_limit:
+        body["clear_limit"] = True
+    if end is not None:
+        body["end_at"] = parse_time(end, "--end").isoformat()
+    if extend is not None:
+        parse_duration(extend, "--extend")  # checked before anything is sent
+    return body
+
+
+def extended_end(current_end: str, extend: str) -> datetime:
+    """The order's end time ``current_end`` (as the API returns it) moved later by ``extend``."""
+    try:
+        moment = datetime.fromisoformat(current_end.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"the server returned an unreadable end time {current_end!r}") from None
+    return moment.astimezone(UTC) + parse_duration(extend, "--extend")
+
+
+def _amend_summary(body: Mapping[str, Any]) -> str:
+    changes = []
+    if "quantity" in body:
+        changes.append(f"quantity {body['quantity']}")
+    if "limit_price" in body:
+        changes.append(f"limit price {body['limit_price']}")
+    if body.get("clear_limit"):
+        changes.append("no limit price")
+    if "end_at" in body:
+        changes.append(f"end {body['end_at']}")
+    return ", ".join(changes)
+
+
+def _check_parent_id(parent_id: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", parent_id):
+        raise _usage(f"PARENT_ID: {parent_id!r} is not a parent id")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from ems.clock import Clock, LiveClock
 from ems.intake import IntakeLimits
 from ems.manager import ManagerConfig, ParentOrderManager
 from ems.ports import VenuePort
+from ems.profiles import default_volume_profile
 from ems.settings import Settings, SimVenueSettings
 from ems.store import SqlStore
 from ems.venues.replay import (
@@ -77,7 +78,9 @@ def build_manager(settings: Settings, store: SqlStore, clock: Clock) -> ParentOr
         in_flight_grace=timedelta(seconds=settings.in_flight_grace_s),
         intake=IntakeLimits(limit_collar=settings.limit_collar),
     )
-    return ParentOrderManager(store, venues, clock, config=config)
+    return ParentOrderManager(
+        store, venues, clock, config=config, volume_profile=default_volume_profile()
+    )
 
 
 async def run_engine(manager: ParentOrderManager, interval: float, stop: asyncio.Event) -> None:

@@ -29,6 +29,7 @@ from ems.errors import (
     Conflict,
     EmsError,
     InvalidOrder,
+    InvalidTransition,
     NotFound,
     OrderNotFoundAtVenue,
     RetryableVenueError,
@@ -63,7 +64,7 @@ from ems.intake import (
     request_hash,
     resolve_venues,
 )
-from ems.orders import ChildOrder, ChildStatus, ParentOrder, ParentStatus
+from ems.orders import PARENT_TRANSITIONS, ChildOrder, ChildStatus, ParentOrder, ParentStatus
 from ems.ports import Batch, StorePort, VenuePort
 from ems.reconcile import events_from_venue_state, reconcile_child
 from routers.basic import choose_venue
@@ -213,32 +214,37 @@ class ParentOrderManager:
         Working children are cancelled and the schedule re-plans from what is filled and
         working. Raises ``InvalidOrder`` naming the field, ``NotFound``, ``InvalidTransition``.
         """
-        parent = self._parents.get(parent_id) or self.store.get_parent(parent_id)
-        if parent is None:
-            raise NotFound(f"parent {parent_id} does not exist")
-        if quantity is None and limit_price is None and end_at is None and not clear_limit:
-            raise InvalidOrder(
-                "nothing to amend: give quantity, limit_price or end_at", field="body"
+        async with self._lock:
+            parent = self._parents.get(parent_id) or self.store.get_parent(parent_id)
+            if parent is None:
+                raise NotFound(f"parent {parent_id} does not exist")
+            if (parent.status, ParentAmended) not in PARENT_TRANSITIONS:
+                raise InvalidTransition(parent.id, parent.status.value, ParentAmended.kind)
+            nothing = quantity is None and limit_price is None and end_at is None
+            if nothing and not clear_limit:
+                raise InvalidOrder(
+                    "nothing to amend: give quantity, limit_price or end_at", field="body"
+                )
+            instruments = [self.venues[v].instruments()[parent.symbol] for v in parent.venues]
+            books = await self._books(parent.symbol, parent.venues)
+            check_amendment(
+                parent,
+                instruments,
+                list(books.values()),
+                self.clock.now(),
+                self.config.intake,
+                quantity=quantity,
+                limit_price=limit_price,
+                end_at=ensure_utc(end_at) if end_at else None,
             )
-        listings = {name: self.venues[name].instruments() for name in parent.venues}
-        instruments = [listings[name][parent.symbol] for name in parent.venues]
-        books = await self._books(parent.symbol, parent.venues)
-        check_amendment(
-            parent,
-            instruments,
-            list(books.values()),
-            self.clock.now(),
-            self.config.intake,
-            quantity=quantity,
-            limit_price=limit_price,
-            end_at=ensure_utc(end_at) if end_at else None,
-        )
-        event = ParentAmended(
-            self.clock.now(), parent_id, quantity, limit_price, end_at, clear_limit
-        )
-        amended = self._command(parent_id, lambda now: event)
-        self._replan.add(parent_id)
-        return amended
+            if quantity is not None:
+                self._check_working_fits(parent, quantity)
+            event = ParentAmended(
+                self.clock.now(), parent_id, quantity, limit_price, end_at, clear_limit
+            )
+            amended = self._command(parent_id, lambda now: event)
+            self._replan.add(parent_id)
+            return amended
 
     # --- the engine ---------------------------------------------------------------------------
 
@@ -259,6 +265,7 @@ class ParentOrderManager:
         self._children.clear()
         self._child_index.clear()
         for parent in self.store.active_parents():
+            parent.last_fill_at = max((f.ts for f in self.store.fills(parent.id)), default=None)
             self._track(parent, self.store.children(parent.id))
         changes = _Changes()
         await self._reconcile(self._child_index.values(), self.clock.now(), changes)
@@ -505,19 +512,40 @@ class ParentOrderManager:
             changes.batch.events.append((child.parent_id, event))
             if isinstance(event, ChildFilled) and parent is not None:
                 changes.batch.fills.append((parent.id, event.fill))
-                changes.parent_event(
-                    parent,
-                    ParentFillApplied(
-                        ts=event.ts,
-                        parent_id=parent.id,
-                        trade_id=event.trade_id,
-                        venue=event.venue,
-                        price=event.price,
-                        qty=event.qty,
-                        fee=event.fee,
-                        liquidity=event.liquidity,
-                    ),
-                )
+                self._roll_up(parent, event, changes)
+
+    def _roll_up(self, parent: ParentOrder, event: ChildFilled, changes: _Changes) -> None:
+        """Add a child fill to its parent; a fill the parent cannot absorb is kept and flagged."""
+        try:
+            changes.parent_event(
+                parent,
+                ParentFillApplied(
+                    ts=event.ts,
+                    parent_id=parent.id,
+                    trade_id=event.trade_id,
+                    venue=event.venue,
+                    price=event.price,
+                    qty=event.qty,
+                    fee=event.fee,
+                    liquidity=event.liquidity,
+                ),
+            )
+        except EmsError as exc:
+            log.error("fill %s of %s: %s", event.trade_id, parent.id, exc)
+            changes.parent_event(parent, ParentNote(event.ts, parent.id, "integrity", str(exc)))
+
+    def _check_working_fits(self, parent: ParentOrder, quantity: Decimal) -> None:
+        """Fills cannot be undone: children still working could overfill a smaller quantity
+        before their cancels are confirmed, so filled + working must fit it."""
+        working = sum((c.working_qty for c in self.live_children(parent.id)), Decimal(0))
+        if quantity < parent.filled_qty + working:
+            raise InvalidOrder(
+                f"quantity {quantity} is below the {parent.filled_qty} already filled plus the "
+                f"{working} still working at the venues; amend to at least "
+                f"{parent.filled_qty + working}, or pause the order first (its working children "
+                "are then cancelled) and amend once they are done",
+                field="quantity",
+            )
 
     def _cancellable(self, parent_id: str) -> list[ChildOrder]:
         return [
@@ -597,6 +625,7 @@ def _parent_view(parent: ParentOrder, live: list[ChildOrder]) -> ParentView:
         end_at=parent.end_at,
         limit_price=parent.limit_price,
         children=tuple(_working_view(c) for c in live),
+        last_fill_at=parent.last_fill_at,
     )
 
 

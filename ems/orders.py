@@ -244,6 +244,7 @@ class ParentOrder:
     tracking_samples: int = 0
     tracking_abs_sum: Decimal = ZERO  # sum of |filled - target| / quantity over samples
     tracking_max: Decimal = ZERO
+    last_fill_at: datetime | None = None
     trade_ids: set[str] = field(default_factory=set)
 
     @property
@@ -307,6 +308,8 @@ class ParentOrder:
             self.fees += event.fee
             if event.liquidity is Liquidity.MAKER:
                 self.maker_qty += event.qty
+            if self.last_fill_at is None or event.ts > self.last_fill_at:
+                self.last_fill_at = event.ts
         elif isinstance(event, ParentAmended):
             self._amend(event)
         elif isinstance(

@@ -3,6 +3,8 @@ manager and store (a simulated venue behind the manager)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,10 +18,19 @@ from pydantic import ValidationError
 from ems.api.app import create_app
 from ems.api.auth import create_api_key
 from ems.api.schemas import (
+    ALGO_NAMES,
+    PARAMS_BY_ALGO,
+    SUBMIT_EXAMPLES,
+    ChildPublic,
     ErrorResponse,
     FieldProblem,
+    IcebergParams,
+    ParentAmend,
     ParentCreate,
     ParentPublic,
+    PovParams,
+    TwapParams,
+    VwapParams,
     describe_errors,
     plain_decimal,
 )
@@ -30,6 +41,13 @@ from ems.store import SqlStore
 from ems.venues.sim_venue import SimVenue, binance_btcusdt_config
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+QUALITY_FIGURES = (
+    "tracking_error_mean",
+    "tracking_error_max",
+    "participation_rate",
+    "maker_share",
+    "market_volume",
+)
 
 VALID: dict[str, Any] = {
     "client_id": "desk1-btc-0001",
@@ -145,10 +163,10 @@ def test_defaults() -> None:
             "end_at (2026-05-01T13:00:00+00:00) must be after start_at (2026-05-01T13:00:00+00:00)",
         ),
         (
-            {"algo": "vwap"},
+            {"algo": "sniper"},
             "algo",
             "unknown_algo",
-            "algo 'vwap' is not available; choose one of: twap",
+            "algo 'sniper' is not available; choose one of: twap, vwap, pov, iceberg",
         ),
         (
             {"algo_params": {"slice_interval_s": 0}},
@@ -182,9 +200,16 @@ def test_defaults() -> None:
         ),
         (
             {"algo_params": {"algo": "vwap"}},
+            "algo_params.algo",
+            "algo_mismatch",
+            "algo_params.algo: the parameters are for vwap, but algo is twap",
+        ),
+        (
+            {"algo_params": {"algo": "sniper"}},
             "algo_params",
             "union_tag_invalid",
-            "algo_params.algo must name the order's algorithm, one of 'twap' (got 'vwap')",
+            "algo_params.algo must name the order's algorithm, one of 'twap', 'vwap', 'pov', "
+            "'iceberg' (got 'sniper')",
         ),
         (
             {"urgency": "high"},
@@ -244,13 +269,489 @@ def test_required_fields(missing: str) -> None:
 
 
 def test_unknown_algo_is_reported_once_even_with_parameters() -> None:
-    problems = _problems({**VALID, "algo": "pov", "algo_params": {"participation": 0.1}})
+    problems = _problems({**VALID, "algo": "sniper", "algo_params": {"participation": 0.1}})
     assert [p.field for p in problems] == ["algo"]
 
 
 def test_several_problems_are_all_reported() -> None:
     problems = _problems({**VALID, "quantity": "0", "side": "short", "extra": 1})
     assert {p.field for p in problems} == {"quantity", "side", "extra"}
+
+
+# --- algorithm parameters: the tagged union --------------------------------------------------
+
+
+@pytest.mark.parametrize("algo", ALGO_NAMES)
+def test_each_algo_has_a_full_example_that_validates(algo: str) -> None:
+    example = SUBMIT_EXAMPLES[algo]
+    request = ParentCreate.model_validate(example)
+    params = request.algo_parameters()
+    assert request.algo == algo and type(request.algo_params) is PARAMS_BY_ALGO[algo]
+    assert "algo" not in params
+    assert json.loads(json.dumps(params)) == params  # a plain JSON-safe mapping
+    assert set(example["algo_params"]) <= set(params)
+    assert "algo" not in example["algo_params"]  # the tag comes from the order's algo
+
+
+@pytest.mark.parametrize(
+    ("algo", "given", "expected"),
+    [
+        ("twap", {}, {"slice_interval_s": 30, "jitter_pct": 0.2, "seed": 0}),
+        (
+            "vwap",
+            {},
+            {"slice_interval_s": 30, "jitter_pct": 0.2, "seed": 0, "max_deviation": 0.2},
+        ),
+        (
+            "vwap",
+            {"max_deviation": 0, "slice_interval_s": 10, "expected_volume": 1500.5},
+            {
+                "slice_interval_s": 10,
+                "jitter_pct": 0.2,
+                "seed": 0,
+                "expected_volume": "1500.5",
+                "max_deviation": 0.0,
+            },
+        ),
+        ("pov", {"rate": "0.10"}, {"rate": "0.1"}),  # the band defaults to the algorithm's
+        (
+            "pov",
+            {"rate": 0.1, "min_rate": "0.05", "max_rate": "0.5", "max_child_qty": "0.250"},
+            {"rate": "0.1", "min_rate": "0.05", "max_rate": "0.5", "max_child_qty": "0.25"},
+        ),
+        (
+            "iceberg",
+            {"display_qty": "0.2"},
+            {
+                "display_qty": "0.2",
+                "display_jitter_pct": 0.2,
+                "refresh_delay_s": 1.0,
+                "refresh_jitter_pct": 0.5,
+                "seed": 0,
+                "native": "auto",
+            },
+        ),
+        (
+            "iceberg",
+            {"display_qty": 0.05, "native": "never", "seed": 3, "refresh_delay_s": 0},
+            {
+                "display_qty": "0.05",
+                "display_jitter_pct": 0.2,
+                "refresh_delay_s": 0,
+                "refresh_jitter_pct": 0.5,
+                "seed": 3,
+                "native": "never",
+            },
+        ),
+    ],
+)
+def test_algo_parameters_are_passed_on_with_their_defaults(
+    algo: str, given: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    request = ParentCreate.model_validate({**VALID, "algo": algo, "algo_params": given})
+    assert request.algo_parameters() == expected
+
+
+@pytest.mark.parametrize("algo", ALGO_NAMES)
+def test_execution_style_fields_are_accepted_by_every_algo_and_passed_on_when_given(
+    algo: str,
+) -> None:
+    own = {"pov": {"rate": "0.1"}, "iceberg": {"display_qty": "0.1"}}.get(algo, {})
+    style = {
+        "i_would_price": "59000.50",
+        "max_gap_bps": 7.5,
+        "max_depth_bps": "40",
+        "min_rest_s": 2.5,
+        "reprice_ticks": 3,
+    }
+    with_style = ParentCreate.model_validate(
+        {**VALID, "algo": algo, "limit_price": "61000", "algo_params": {**own, **style}}
+    ).algo_parameters()
+    without = ParentCreate.model_validate(
+        {**VALID, "algo": algo, "algo_params": own}
+    ).algo_parameters()
+
+    assert {key: with_style[key] for key in style} == {
+        "i_would_price": "59000.5",
+        "max_gap_bps": "7.5",
+        "max_depth_bps": "40",
+        "min_rest_s": 2.5,
+        "reprice_ticks": 3,
+    }
+    assert not set(style) & set(without)  # unset: the algorithm's documented defaults apply
+    assert {k: v for k, v in with_style.items() if k not in style} == without
+    defaults = PARAMS_BY_ALGO[algo].model_fields
+    assert (defaults["max_gap_bps"].default, defaults["max_depth_bps"].default) == (20, 50)
+    assert (defaults["min_rest_s"].default, defaults["reprice_ticks"].default) == (5, 2)
+    assert defaults["i_would_price"].default is None
+
+
+@pytest.mark.parametrize(
+    ("algo", "params", "field", "rule", "message"),
+    [
+        (
+            "vwap",
+            {"max_deviation": 1.5},
+            "algo_params.max_deviation",
+            "less_than_equal",
+            "algo_params.max_deviation must be at most 1 (got 1.5)",
+        ),
+        (
+            "vwap",
+            {"max_deviation": -0.1},
+            "algo_params.max_deviation",
+            "greater_than_equal",
+            "algo_params.max_deviation must be at least 0 (got -0.1)",
+        ),
+        (
+            "vwap",
+            {"expected_volume": "0"},
+            "algo_params.expected_volume",
+            "greater_than",
+            "algo_params.expected_volume must be greater than 0 (got '0')",
+        ),
+        (
+            "vwap",
+            {"blend": 0.5},
+            "algo_params.blend",
+            "extra_forbidden",
+            "algo_params.blend is not a field of this request; remove it or check its spelling",
+        ),
+        (
+            "vwap",
+            {"slice_interval_s": 0},
+            "algo_params.slice_interval_s",
+            "greater_than_equal",
+            "algo_params.slice_interval_s must be at least 1 (got 0)",
+        ),
+        (
+            "pov",
+            {"rate": "0.1", "jitter_pct": 0.1},
+            "algo_params.jitter_pct",
+            "extra_forbidden",
+            "algo_params.jitter_pct is not a field of this request; remove it or check its "
+            "spelling",
+        ),
+        (
+            "pov",
+            {"rate": "0.1", "min_child_qty": "0.5", "max_child_qty": "0.25"},
+            "algo_params.min_child_qty",
+            "min_child_above_max_child",
+            "algo_params.min_child_qty (0.5) must not be above algo_params.max_child_qty "
+            "(0.25): the smallest child cannot be larger than the largest",
+        ),
+        (
+            "iceberg",
+            {"display_qty": "0.1", "refresh_jitter_pct": 1.5},
+            "algo_params.refresh_jitter_pct",
+            "less_than_equal",
+            "algo_params.refresh_jitter_pct must be at most 1 (got 1.5)",
+        ),
+        (
+            "pov",
+            {},
+            "algo_params.rate",
+            "missing",
+            'algo_params.rate is required for pov: the share of market volume to trade, e.g. "0.1"',
+        ),
+        (
+            "pov",
+            {"rate": "0"},
+            "algo_params.rate",
+            "greater_than",
+            "algo_params.rate must be greater than 0 (got '0')",
+        ),
+        (
+            "pov",
+            {"rate": "0.51"},
+            "algo_params.rate",
+            "less_than_equal",
+            "algo_params.rate must be at most 0.5 (got '0.51')",
+        ),
+        (
+            "pov",
+            {"rate": "0.1", "min_rate": "-0.01"},
+            "algo_params.min_rate",
+            "greater_than_equal",
+            "algo_params.min_rate must be at least 0 (got '-0.01')",
+        ),
+        (
+            "pov",
+            {"rate": "0.1", "min_rate": "0.2"},
+            "algo_params.min_rate",
+            "min_rate_above_rate",
+            "algo_params.min_rate (0.2) must not be above algo_params.rate (0.1): the floor of "
+            "participation cannot exceed its target",
+        ),
+        (
+            "pov",
+            {"rate": "0.1", "max_rate": "0.05"},
+            "algo_params.max_rate",
+            "max_rate_below_rate",
+            "algo_params.max_rate (0.05) must not be below algo_params.rate (0.1): the cap on "
+            "participation cannot be under its target",
+        ),
+        (
+            "pov",
+            {"rate": "0.1", "max_rate": "0.6"},
+            "algo_params.max_rate",
+            "less_than_equal",
+            "algo_params.max_rate must be at most 0.5 (got '0.6')",
+        ),
+        (
+            "pov",
+            {"rate": "0.1", "max_child_qty": "0"},
+            "algo_params.max_child_qty",
+            "greater_than",
+            "algo_params.max_child_qty must be greater than 0 (got '0')",
+        ),
+        (
+            "iceberg",
+            {},
+            "algo_params.display_qty",
+            "missing",
+            "algo_params.display_qty is required for iceberg: the quantity shown on the book at "
+            'a time, e.g. "0.2"',
+        ),
+        (
+            "iceberg",
+            {"display_qty": "-1"},
+            "algo_params.display_qty",
+            "greater_than",
+            "algo_params.display_qty must be greater than 0 (got '-1')",
+        ),
+        (
+            "iceberg",
+            {"display_qty": "0.6"},
+            "algo_params.display_qty",
+            "display_above_quantity",
+            "algo_params.display_qty (0.6) is more than the order quantity (0.5): an iceberg "
+            "shows only part of the order",
+        ),
+        (
+            "iceberg",
+            {"display_qty": "0.1", "display_jitter_pct": 0.6},
+            "algo_params.display_jitter_pct",
+            "less_than_equal",
+            "algo_params.display_jitter_pct must be at most 0.5 (got 0.6)",
+        ),
+        (
+            "iceberg",
+            {"display_qty": "0.1", "refresh_delay_s": 3601},
+            "algo_params.refresh_delay_s",
+            "less_than_equal",
+            "algo_params.refresh_delay_s must be at most 3600 (got 3601)",
+        ),
+        (
+            "iceberg",
+            {"display_qty": "0.1", "native": "always"},
+            "algo_params.native",
+            "literal_error",
+            "algo_params.native must be one of 'auto' or 'never' (got 'always')",
+        ),
+        (
+            "twap",
+            {"i_would_price": "0"},
+            "algo_params.i_would_price",
+            "greater_than",
+            "algo_params.i_would_price must be greater than 0 (got '0')",
+        ),
+        (
+            "twap",
+            {"max_gap_bps": 0},
+            "algo_params.max_gap_bps",
+            "greater_than_equal",
+            "algo_params.max_gap_bps must be at least 1 (got 0)",
+        ),
+        (
+            "vwap",
+            {"max_gap_bps": 1001},
+            "algo_params.max_gap_bps",
+            "less_than_equal",
+            "algo_params.max_gap_bps must be at most 1000 (got 1001)",
+        ),
+        (
+            "twap",
+            {"max_depth_bps": 5001},
+            "algo_params.max_depth_bps",
+            "less_than_equal",
+            "algo_params.max_depth_bps must be at most 5000 (got 5001)",
+        ),
+        (
+            "twap",
+            {"min_rest_s": 601},
+            "algo_params.min_rest_s",
+            "less_than_equal",
+            "algo_params.min_rest_s must be at most 600 (got 601)",
+        ),
+        (
+            "twap",
+            {"reprice_ticks": 0},
+            "algo_params.reprice_ticks",
+            "greater_than_equal",
+            "algo_params.reprice_ticks must be at least 1 (got 0)",
+        ),
+        (
+            "pov",
+            {"rate": "0.1", "reprice_ticks": 1001},
+            "algo_params.reprice_ticks",
+            "less_than_equal",
+            "algo_params.reprice_ticks must be at most 1000 (got 1001)",
+        ),
+    ],
+)
+def test_each_algo_rule_names_its_field(
+    algo: str, params: dict[str, Any], field: str, rule: str, message: str
+) -> None:
+    problems = _problems({**VALID, "algo": algo, "algo_params": params})
+    assert problems == [FieldProblem(field=field, rule=rule, message=message)]
+
+
+@pytest.mark.parametrize(
+    ("side", "i_would", "limit", "message"),
+    [
+        (
+            "buy",
+            "61500",
+            "61000",
+            "algo_params.i_would_price (61500) is above limit_price (61000): for a buy the "
+            "I-would price is a better price than the limit, so it must be at or below it",
+        ),
+        (
+            "sell",
+            "60500",
+            "61000",
+            "algo_params.i_would_price (60500) is below limit_price (61000): for a sell the "
+            "I-would price is a better price than the limit, so it must be at or above it",
+        ),
+    ],
+)
+def test_the_i_would_price_must_be_on_the_good_side_of_the_limit(
+    side: str, i_would: str, limit: str, message: str
+) -> None:
+    body = {**VALID, "side": side, "limit_price": limit, "algo_params": {"i_would_price": i_would}}
+    assert _problems(body) == [
+        FieldProblem(
+            field="algo_params.i_would_price", rule="i_would_beyond_limit", message=message
+        )
+    ]
+    for fine in (i_would, None):  # at the limit, or with no limit at all
+        ParentCreate.model_validate({**body, "limit_price": fine})
+
+
+def test_params_of_another_algo_are_refused_naming_the_field() -> None:
+    problems = _problems({**VALID, "algo": "twap", "algo_params": {"rate": "0.1"}})
+    assert problems == [
+        FieldProblem(
+            field="algo_params.rate",
+            rule="extra_forbidden",
+            message="algo_params.rate is not a field of this request; remove it or check its "
+            "spelling",
+        )
+    ]
+    problems = _problems({**VALID, "algo": "pov", "algo_params": {"algo": "iceberg"}})
+    assert [p.rule for p in problems] == ["missing"]  # the iceberg's display_qty
+    problems = _problems(
+        {**VALID, "algo": "pov", "algo_params": {"algo": "iceberg", "display_qty": "0.1"}}
+    )
+    assert problems == [
+        FieldProblem(
+            field="algo_params.algo",
+            rule="algo_mismatch",
+            message="algo_params.algo: the parameters are for iceberg, but algo is pov",
+        )
+    ]
+
+
+def test_algo_params_models_are_frozen_and_strict() -> None:
+    params = PovParams.model_validate({"rate": "0.2"})
+    with pytest.raises(ValidationError):
+        params.rate = Decimal("0.3")  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        VwapParams.model_validate({"max_deviation": 0.5, "colour": "red"})
+    assert IcebergParams.model_validate({"display_qty": "1"}).native == "auto"
+    assert TwapParams().to_params() == {"slice_interval_s": 30, "jitter_pct": 0.2, "seed": 0}
+
+
+# --- amendments (pure pydantic) ----------------------------------------------------------------
+
+
+def _amend_problems(body: Mapping[str, Any]) -> list[FieldProblem]:
+    with pytest.raises(ValidationError) as info:
+        ParentAmend.model_validate(body)
+    return describe_errors(info.value.errors())
+
+
+def test_a_valid_amendment() -> None:
+    amend = ParentAmend.model_validate(
+        {"quantity": "0.80", "limit_price": 61500, "end_at": "2026-05-01T16:00:00+02:00"}
+    )
+    assert (amend.quantity, amend.limit_price) == (Decimal("0.8"), Decimal(61500))
+    assert amend.end_at == datetime(2026, 5, 1, 14, 0, tzinfo=UTC) and not amend.clear_limit
+    cleared = ParentAmend.model_validate({"limit_price": None, "clear_limit": True})
+    assert cleared.clear_limit and cleared.limit_price is None
+    assert ParentAmend.model_validate({"clear_limit": True}).clear_limit
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "rule", "message"),
+    [
+        (
+            {},
+            "body",
+            "nothing_to_amend",
+            "nothing to amend: give quantity, limit_price, end_at or clear_limit",
+        ),
+        (
+            {"clear_limit": False},
+            "body",
+            "nothing_to_amend",
+            "nothing to amend: give quantity, limit_price, end_at or clear_limit",
+        ),
+        (
+            {"limit_price": None},
+            "limit_price",
+            "null_limit",
+            'limit_price: null does not change the order; to remove the limit price send "clear_'
+            'limit": true',
+        ),
+        (
+            {"limit_price": "61000", "clear_limit": True},
+            "clear_limit",
+            "clear_limit_with_price",
+            "clear_limit: true removes the limit price, so do not also send limit_price (61000); "
+            "send one or the other",
+        ),
+        (
+            {"quantity": "0"},
+            "quantity",
+            "greater_than",
+            "quantity must be greater than 0 (got '0')",
+        ),
+        (
+            {"end_at": "2026-05-01T14:00:00"},
+            "end_at",
+            "timezone_aware",
+            "end_at needs a timezone, e.g. 2026-05-01T12:00:00Z; a time without one is ambiguous",
+        ),
+        (
+            {"quantity": "1", "side": "sell"},
+            "side",
+            "extra_forbidden",
+            "side is not a field of this request; remove it or check its spelling",
+        ),
+        (
+            {"clear_limit": "maybe"},
+            "clear_limit",
+            "bool_parsing",
+            "clear_limit must be true or false",
+        ),
+    ],
+)
+def test_each_amendment_rule_names_its_field(
+    body: dict[str, Any], field: str, rule: str, message: str
+) -> None:
+    assert _amend_problems(body) == [FieldProblem(field=field, rule=rule, message=message)]
 
 
 def test_decimals_serialise_as_exact_strings() -> None:
@@ -290,10 +791,49 @@ def test_openapi_documents_the_api() -> None:
     assert schemas["ParentCreate"]["examples"]
     assert schemas["ParentCreate"]["properties"]["algo_params"]["discriminator"] == {
         "propertyName": "algo",
-        "mapping": {"twap": "#/components/schemas/TwapParams"},
+        "mapping": {
+            "twap": "#/components/schemas/TwapParams",
+            "vwap": "#/components/schemas/VwapParams",
+            "pov": "#/components/schemas/PovParams",
+            "iceberg": "#/components/schemas/IcebergParams",
+        },
     }
     public = schemas.get("ParentPublic-Output", schemas.get("ParentPublic"))
     assert public["properties"]["quantity"]["type"] == "string"
+    assert set(QUALITY_FIGURES) <= set(public["properties"])
+    assert all(public["properties"][name].get("description") for name in QUALITY_FIGURES)
+
+
+def test_openapi_documents_every_algo_and_the_amend_route() -> None:
+    spec = create_app(None, None).openapi()  # type: ignore[arg-type]
+    schemas = spec["components"]["schemas"]
+    for name in ("TwapParams", "VwapParams", "PovParams", "IcebergParams"):
+        schema = schemas[name]
+        assert schema["description"] and schema["examples"], name
+        assert all(prop.get("description") for prop in schema["properties"].values()), name
+        assert {"i_would_price", "max_gap_bps", "max_depth_bps", "min_rest_s", "reprice_ticks"} <= (
+            set(schema["properties"])
+        )
+    assert schemas["PovParams"]["required"] == ["rate"]
+    assert schemas["IcebergParams"]["required"] == ["display_qty"]
+    examples = spec["paths"]["/v1/parents"]["post"]["requestBody"]["content"]["application/json"][
+        "examples"
+    ]
+    assert set(examples) == set(ALGO_NAMES)
+    assert {name: ex["value"]["algo"] for name, ex in examples.items()} == {
+        name: name for name in ALGO_NAMES
+    }
+    assert [body["algo"] for body in schemas["ParentCreate"]["examples"]] == list(ALGO_NAMES)
+
+    patch = spec["paths"]["/v1/parents/{parent_id}"]["patch"]
+    assert patch["tags"] == ["actions"] and patch["summary"] == "Amend a parent order"
+    assert patch["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ParentAmend"
+    )
+    assert set(patch["responses"]) >= {"200", "401", "403", "404", "409", "422"}
+    amend = schemas["ParentAmend"]
+    assert set(amend["properties"]) == {"quantity", "limit_price", "end_at", "clear_limit"}
+    assert amend["additionalProperties"] is False and amend["examples"]
 
 
 # --- the app ---------------------------------------------------------------------------------
@@ -352,7 +892,7 @@ def _assert_refused(response: httpx.Response, status: int, error: str) -> dict[s
         ({"quantity": "-0.5"}, "quantity", "quantity must be greater than 0"),
         ({"start_at": "2026-05-01T14:00:00Z"}, "end_at", "end_at (2026-05-01T13:00:00+00:00) must"),
         ({"end_at": "2026-05-01T13:00:00"}, "end_at", "end_at needs a timezone"),
-        ({"algo": "vwap"}, "algo", "algo 'vwap' is not available; choose one of: twap"),
+        ({"algo": "sniper"}, "algo", "algo 'sniper' is not available; choose one of: twap,"),
         ({"colour": "red"}, "colour", "colour is not a field of this request"),
         ({"side": "long"}, "side", "side must be buy or sell"),
     ],
@@ -406,6 +946,38 @@ async def test_unknown_parents_are_404(bare_api: Api) -> None:
         assert _assert_refused(response, 404, "not_found")["message"] == (
             "parent P404 does not exist"
         )
+    response = await bare_api.http.patch(
+        "/v1/parents/P404", json={"quantity": "1"}, headers=bare_api.auth()
+    )
+    assert _assert_refused(response, 404, "not_found")["message"] == "parent P404 does not exist"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "fragment"),
+    [
+        ({}, "body", "nothing to amend"),
+        ({"quantity": "-1"}, "quantity", "quantity must be greater than 0"),
+        ({"end_at": "2026-05-01T14:00:00"}, "end_at", "end_at needs a timezone"),
+        ({"limit_price": None}, "limit_price", "to remove the limit price send"),
+        ({"quantity": "1", "algo": "vwap"}, "algo", "algo is not a field of this request"),
+    ],
+)
+async def test_invalid_amendments_get_422_naming_the_field(
+    bare_api: Api, body: dict[str, Any], field: str, fragment: str
+) -> None:
+    response = await bare_api.http.patch("/v1/parents/P1", json=body, headers=bare_api.auth())
+    problem = _assert_refused(response, 422, "invalid_request")
+    assert problem["errors"][0]["field"] == field
+    assert fragment in problem["message"]
+
+
+async def test_a_viewer_cannot_amend(bare_api: Api) -> None:
+    response = await bare_api.http.patch(
+        "/v1/parents/P1", json={"quantity": "1"}, headers=bare_api.auth("viewer")
+    )
+    assert _assert_refused(response, 403, "forbidden")["message"].startswith(
+        "this action needs the trader role"
+    )
 
 
 async def test_query_parameters_are_checked(bare_api: Api) -> None:
@@ -460,6 +1032,11 @@ def test_public_view_of_a_parent() -> None:
         filled_qty=Decimal("0.5"),
         filled_notional=Decimal("30000.25"),
         fees=Decimal("0.0005"),
+        maker_qty=Decimal("0.125"),
+        market_volume=Decimal("12.50"),
+        tracking_samples=3,
+        tracking_abs_sum=Decimal("0.1"),
+        tracking_max=Decimal("0.05"),
     )
     view = ParentPublic.of(parent).model_dump(mode="json")
     assert view == {
@@ -483,6 +1060,29 @@ def test_public_view_of_a_parent() -> None:
         "created_at": "2026-05-01T12:00:00Z",
         "updated_at": "2026-05-01T12:00:00Z",
         "progress": 0.25,
+        "tracking_error_mean": "0.03333333",  # 0.1 / 3 samples, shown to 8 places
+        "tracking_error_max": "0.05",
+        "participation_rate": "0.04",  # 0.5 filled of 12.5 traded
+        "maker_share": "0.25",
+        "market_volume": "12.5",
+    }
+    fresh = dataclasses.replace(
+        parent,
+        filled_qty=Decimal(0),
+        filled_notional=Decimal(0),
+        maker_qty=Decimal(0),
+        market_volume=Decimal(0),
+        tracking_samples=0,
+        tracking_abs_sum=Decimal(0),
+        tracking_max=Decimal(0),
+    )
+    figures = ParentPublic.of(fresh).model_dump(mode="json")
+    assert {key: figures[key] for key in QUALITY_FIGURES} == {
+        "tracking_error_mean": None,
+        "tracking_error_max": None,
+        "participation_rate": None,
+        "maker_share": None,
+        "market_volume": "0",
     }
 
 
@@ -712,3 +1312,60 @@ async def test_list_filters_and_pages(api: Api) -> None:
     assert [p["id"] for p in second["items"]] == [ids[2], ids[1]]
     last = (await api.get("/v1/parents", limit=2, offset=4)).json()
     assert [p["id"] for p in last["items"]] == [ids[0]] and last["next_offset"] is None
+
+
+@pytest.mark.parametrize("algo", ALGO_NAMES)
+async def test_each_algo_runs_end_to_end_from_its_documented_example(api: Api, algo: str) -> None:
+    example = SUBMIT_EXAMPLES[algo]
+    body = {
+        **{k: v for k, v in example.items() if k not in ("start_at", "limit_price")},
+        "client_id": f"e2e-{algo}",
+        "quantity": "0.3",
+        "venues": [VENUE],
+        "end_at": "2026-05-01T12:05:00Z",
+    }
+    expected_params = ParentCreate.model_validate(body).algo_parameters()
+
+    response = await api.post("/v1/parents", body)
+
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert (created["algo"], created["algo_params"]) == (algo, expected_params)
+    stored = api.store.get_parent(created["id"])
+    assert stored is not None and stored.algo_params == expected_params
+    final = await _run_until_terminal(api, created["id"])
+    assert final["status"] == "completed", final
+    assert (final["filled_qty"], final["remaining_qty"]) == ("0.3", "0")
+    fills = (await api.get(f"/v1/parents/{created['id']}/fills")).json()
+    assert sum(Decimal(f["qty"]) for f in fills) == Decimal("0.3")
+    assert final["tracking_error_mean"] is not None and final["tracking_error_max"] is not None
+    assert Decimal(final["market_volume"]) > 0 and final["participation_rate"] is not None
+    assert final["maker_share"] is not None and 0 <= Decimal(final["maker_share"]) <= 1
+    if algo == "iceberg":
+        children = (await api.get(f"/v1/parents/{created['id']}/children")).json()
+        assert all(Decimal(c["qty"]) <= Decimal("0.24") for c in children)  # 0.2 ± 20%
+        assert all(c["display_qty"] is None for c in children)  # worked by the algo here
+
+
+def test_public_view_of_a_child_shows_its_display_size() -> None:
+    from ems.domain import OrderType, Side, TimeInForce
+    from ems.orders import ChildOrder
+
+    child = ChildOrder(
+        client_order_id="P1-3",
+        parent_id="P1",
+        seq=3,
+        venue="binance",
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        qty=Decimal("1.50"),
+        price=Decimal("60000"),
+        time_in_force=TimeInForce.GTC,
+        created_at=NOW,
+        updated_at=NOW,
+        display_qty=Decimal("0.250"),
+    )
+    assert ChildPublic.of(child).model_dump(mode="json")["display_qty"] == "0.25"
+    plain = dataclasses.replace(child, display_qty=None)
+    assert ChildPublic.of(plain).model_dump(mode="json")["display_qty"] is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,14 +26,18 @@ from typer.testing import CliRunner
 
 from ems.api.app import create_app
 from ems.api.auth import authenticate, create_api_key
-from ems.api.schemas import ParentCreate
+from ems.api.schemas import ParentAmend, ParentCreate
 from ems.cli import (
     CliError,
     app,
+    build_amend_body,
     build_submit_body,
+    extended_end,
     parse_duration,
+    parse_param,
     parse_positive_decimal,
     parse_time,
+    quality_rows,
     read_api_key,
 )
 from ems.clock import LiveClock
@@ -130,6 +135,7 @@ def _body(**options: object) -> dict[str, object]:
         "seed": None,
         "client_id": None,
         "now": NOW,
+        "params": [],
     }
     return build_submit_body(**{**defaults, **options})  # type: ignore[arg-type]
 
@@ -144,6 +150,85 @@ def test_submit_body_is_a_valid_api_request() -> None:
     assert str(body["client_id"]).startswith("cli-")
     assert _body()["client_id"] != _body()["client_id"]
     assert "algo_params" not in _body()
+
+
+@pytest.mark.parametrize(
+    ("algo", "params", "expected"),
+    [
+        ("pov", ["rate=0.1", "max_rate=0.2"], {"rate": "0.1", "max_rate": "0.2"}),
+        (
+            "iceberg",
+            [" display_qty = 0.05 ", "native=never"],
+            {"display_qty": "0.05", "native": "never"},
+        ),
+        (
+            "vwap",
+            ["max_deviation=0.3", "max_gap_bps=15"],
+            {"max_deviation": "0.3", "max_gap_bps": "15"},
+        ),
+    ],
+)
+def test_submit_body_passes_algorithm_parameters_on(
+    algo: str, params: list[str], expected: dict[str, str]
+) -> None:
+    body = _body(algo=algo, params=params)
+    assert body["algo"] == algo and body["algo_params"] == expected
+    ParentCreate.model_validate(body)  # the server's schema accepts the text values
+
+
+def test_parse_param() -> None:
+    assert parse_param("rate=0.1") == ("rate", "0.1")
+    assert parse_param("  seed = 7 ") == ("seed", "7")
+    for bad in ("rate", "=1", "rate=", "Rate=1", "rate 0.1"):
+        with pytest.raises(CliError, match=r"^--param: use KEY=VALUE"):
+            parse_param(bad)
+    with pytest.raises(CliError, match=r"^--param: the algorithm is chosen with --algo"):
+        parse_param("algo=pov")
+
+
+def test_amend_body_is_a_valid_api_request() -> None:
+    body = build_amend_body(
+        qty="0.80",
+        limit_price="61500",
+        clear_limit=False,
+        end="2026-05-01T15:00:00+02:00",
+        extend=None,
+    )
+    assert body == {
+        "quantity": "0.80",
+        "limit_price": "61500",
+        "end_at": "2026-05-01T13:00:00+00:00",
+    }
+    assert ParentAmend.model_validate(body).quantity == Decimal("0.8")
+    cleared = build_amend_body(qty=None, limit_price=None, clear_limit=True, end=None, extend=None)
+    assert cleared == {"clear_limit": True}
+    ParentAmend.model_validate(cleared)
+    extended = build_amend_body(
+        qty=None, limit_price=None, clear_limit=False, end=None, extend="5m"
+    )
+    assert extended == {}  # the end time is filled in from the order's current one
+    assert extended_end("2026-05-01T12:00:00Z", "5m") == NOW + timedelta(minutes=5)
+    assert extended_end("2026-05-01T14:00:00+02:00", "1.5h") == NOW + timedelta(minutes=90)
+
+
+def test_quality_rows() -> None:
+    measured = {
+        "symbol": "BTC/USDT",
+        "tracking_error_mean": "0.0125",
+        "tracking_error_max": "0.04",
+        "participation_rate": "0.031",
+        "maker_share": "0.6",
+        "market_volume": "4.032258",
+    }
+    assert quality_rows(measured) == [
+        ("tracking error", "mean 1.25%, worst 4.00% of the quantity off schedule"),
+        ("participation", "3.10% of the 4.032258 BTC traded since the start"),
+        ("maker share", "60.0% of the fills rested on the book"),
+    ]
+    fresh = {**measured, **dict.fromkeys(("tracking_error_mean", "tracking_error_max"))}
+    fresh |= {"participation_rate": None, "maker_share": None, "market_volume": "0"}
+    assert [value for _, value in quality_rows(fresh)] == ["-", "-", "-"]
+    assert [value for _, value in quality_rows({"symbol": "BTC/USDT"})] == ["-", "-", "-"]
 
 
 def test_submit_body_window_options() -> None:
@@ -180,9 +265,26 @@ SUBMIT = ["submit", "--symbol", "BTC/USDT", "--side", "buy", "--qty", "0.5"]
             "--qty: use a positive number, e.g. 0.5 (got '-2')",
         ),
         (
-            [*SUBMIT, "--duration", "1m", "--algo", "vwap"],
-            "--algo: unknown algo 'vwap'; use one of: twap",
+            [*SUBMIT, "--duration", "1m", "--algo", "sniper"],
+            "--algo: unknown algo 'sniper'; use one of: twap, vwap, pov, iceberg",
         ),
+        ([*SUBMIT, "--duration", "1m", "--param", "rate"], "--param: use KEY=VALUE"),
+        (
+            [*SUBMIT, "--duration", "1m", "--seed", "1", "--param", "seed=2"],
+            "--param: seed is given twice",
+        ),
+        (["amend", "P1"], "nothing to amend: give --qty, --limit-price, --clear-limit, --end"),
+        (
+            ["amend", "P1", "--limit-price", "60000", "--clear-limit"],
+            "--limit-price and --clear-limit: give one or the other, not both",
+        ),
+        (
+            ["amend", "P1", "--end", "2026-05-01T12:00:00Z", "--extend", "5m"],
+            "--end and --extend: give one or the other, not both",
+        ),
+        (["amend", "P1", "--extend", "soon"], "--extend: use a number followed by s, m or h"),
+        (["amend", "P1", "--qty", "0"], "--qty: use a positive number, e.g. 0.5 (got '0')"),
+        (["amend", "P 1", "--qty", "1"], "PARENT_ID: 'P 1' is not a parent id"),
         (
             [*SUBMIT, "--end", "2026-05-01T12:00:00"],
             "--end: add a timezone, e.g. 2026-05-01T12:00:00Z (Z means UTC)",
@@ -395,7 +497,9 @@ def test_submit_then_watch_until_done(live_server: LiveServer) -> None:
     assert result.exit_code == 0, result.stderr
     final = live_server.store.get_parent(stored.id)
     assert final is not None and final.is_terminal
-    assert f"status       {final.status.value}" in result.stdout
+    assert re.search(rf"^status +{final.status.value} *$", result.stdout, re.MULTILINE)
+    assert re.search(r"^tracking error +mean [0-9.]+%, worst [0-9.]+%", result.stdout, re.M)
+    assert re.search(r"^participation +([0-9.]+% of the [0-9.]+ BTC traded|-)", result.stdout, re.M)
     assert f"{stored.id} {final.status.value}" in result.stdout  # the progress line
     assert "/0.01 BTC" in result.stdout
 
@@ -466,3 +570,67 @@ def test_serve_runs_the_api_with_config_and_flags(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def test_amend_changes_a_working_order(live_server: LiveServer) -> None:
+    env = {"EMS_API_KEY": live_server.trader_key}
+    args = [*SUBMIT[:6], "0.01", "--duration", "10m", "--client-id", "cli-amend-1"]
+    submitted = runner.invoke(app, [*args, "--url", live_server.url], env=env)
+    assert submitted.exit_code == 0, submitted.stderr
+    stored = live_server.store.get_parent_by_client_id("cli-amend-1")
+    assert stored is not None
+
+    result = runner.invoke(
+        app,
+        ["amend", stored.id, "--qty", "0.02", "--extend", "5m", "--url", live_server.url],
+        env=env,
+    )
+
+    assert result.exit_code == 0, result.stderr
+    amended = live_server.store.get_parent(stored.id)
+    assert amended is not None
+    assert amended.quantity == Decimal("0.02")
+    assert amended.end_at == stored.end_at + timedelta(minutes=5)
+    assert f"amended {stored.id}: quantity 0.02, end " in result.stdout
+    assert "buy 0.02 BTC/USDT by twap" in result.stdout
+
+    cleared = runner.invoke(
+        app, ["amend", stored.id, "--clear-limit", "--url", live_server.url], env=env
+    )
+    assert cleared.exit_code == 0, cleared.stderr
+    assert "no limit price" in cleared.stdout
+
+    far = runner.invoke(
+        app, ["amend", stored.id, "--extend", "30d", "--url", live_server.url], env=env
+    )
+    assert far.exit_code == 2  # 30d is not a duration the CLI knows
+    late = runner.invoke(
+        app,
+        ["amend", stored.id, "--end", "2020-01-01T00:00:00Z", "--url", live_server.url],
+        env=env,
+    )
+    assert late.exit_code == 1
+    assert late.stderr.startswith("error: the server refused (422): end_at 2020-01-01T00:00:00")
+    assert late.stderr.count("\n") == 1
+
+    cancel = httpx.post(
+        f"{live_server.url}/v1/parents/{stored.id}/cancel",
+        headers={"Authorization": f"Bearer {live_server.trader_key}"},
+        timeout=5,
+    )
+    assert cancel.status_code == 200
+    refused = runner.invoke(
+        app, ["amend", stored.id, "--qty", "0.03", "--url", live_server.url], env=env
+    )
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith(f"error: the server refused (409): parent {stored.id} is ")
+    assert "it cannot be amended" in refused.stderr
+
+    missing = runner.invoke(app, ["amend", "P404", "--qty", "1", "--url", live_server.url], env=env)
+    assert missing.stderr == "error: the server refused (404): parent P404 does not exist\n"
+    viewer = runner.invoke(
+        app,
+        ["amend", stored.id, "--qty", "1", "--url", live_server.url],
+        env={"EMS_API_KEY": live_server.viewer_key},
+    )
+    assert viewer.stderr.startswith("error: the server refused (403): this action needs the trader")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -41,6 +42,7 @@ from ems.store import (
     create_store_engine,
     metadata,
     migrate,
+    round_to_scale,
 )
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -146,6 +148,92 @@ def test_child_round_trips_exactly(store: SqlStore) -> None:
         type(getattr(loaded[0], name)) is Decimal
         for name in ("qty", "price", "filled_qty", "filled_notional", "fees")
     )
+
+
+def test_schedule_quality_and_display_size_round_trip(store: SqlStore) -> None:
+    parent = make_parent(
+        maker_qty=Decimal("0.75"),
+        market_volume=Decimal("1234.56789"),
+        tracking_samples=42,
+        tracking_abs_sum=Decimal("3.000000000000000001"),
+        tracking_max=Decimal("0.25"),
+    )
+    iceberg = make_child(parent, 1, display_qty=Decimal("0.01"))
+    plain = make_child(parent, 2)
+
+    store.commit(Batch(parents=[parent], children=[iceberg, plain]))
+    loaded = store.get_parent(parent.id)
+    children = store.children(parent.id)
+
+    assert loaded == parent
+    assert (loaded.maker_qty, loaded.market_volume) == (Decimal("0.75"), Decimal("1234.56789"))
+    assert loaded.tracking_samples == 42 and type(loaded.tracking_samples) is int
+    assert loaded.tracking_abs_sum == Decimal("3.000000000000000001")
+    assert loaded.tracking_error_mean == Decimal("3.000000000000000001") / 42
+    assert children == [iceberg, plain]
+    assert [c.display_qty for c in children] == [Decimal("0.01"), None]
+    assert type(children[0].display_qty) is Decimal
+
+
+def test_a_new_parent_has_zero_schedule_figures(store: SqlStore) -> None:
+    parent = stored_parent(store)
+
+    loaded = store.get_parent(parent.id)
+
+    assert loaded is not None
+    assert (loaded.maker_qty, loaded.market_volume, loaded.tracking_samples) == (0, 0, 0)
+    assert (loaded.tracking_abs_sum, loaded.tracking_max) == (0, 0)
+    assert loaded.tracking_error_mean is None and loaded.participation_rate is None
+
+
+def test_tracking_figures_with_endless_decimals_are_rounded_half_even_to_18_places(
+    store: SqlStore,
+) -> None:
+    third = Decimal(1) / Decimal(3)  # 28 significant digits
+    parent = make_parent(quantity=Decimal(3))
+    for filled in (Decimal(0), Decimal(1), Decimal(2)):  # samples exactly 1/3 behind the target
+        parent.filled_qty = filled
+        parent.record_tracking(filled + 1, market_volume=Decimal(10))
+    assert parent.tracking_abs_sum == third * 3 and parent.tracking_max == third
+    assert -parent.tracking_abs_sum.as_tuple().exponent > 18  # more places than stored
+
+    store.commit(Batch(parents=[parent]))  # nothing raises
+    loaded = store.get_parent(parent.id)
+
+    assert loaded is not None and loaded.tracking_samples == 3
+    assert loaded.tracking_abs_sum == Decimal("1.000000000000000000")
+    assert loaded.tracking_max == Decimal("0.333333333333333333")
+    assert loaded.tracking_abs_sum == round_to_scale(parent.tracking_abs_sum)
+    assert loaded.tracking_error_mean == Decimal(1) / 3
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        (Decimal("0.1234567890123456785"), Decimal("0.123456789012345678")),  # half to even
+        (Decimal("0.1234567890123456775"), Decimal("0.123456789012345678")),
+        (Decimal("0.12345678901234567851"), Decimal("0.123456789012345679")),
+        (Decimal("12345678901234567890.5"), Decimal("12345678901234567890.5")),
+        (Decimal("0.5"), Decimal("0.5")),
+    ],
+)
+def test_rounded_tracking_figures(store: SqlStore, given: Decimal, stored: Decimal) -> None:
+    parent = make_parent(tracking_max=given, tracking_abs_sum=given)
+
+    store.commit(Batch(parents=[parent]))
+    loaded = store.get_parent(parent.id)
+
+    assert loaded is not None
+    assert (loaded.tracking_max, loaded.tracking_abs_sum) == (stored, stored)
+
+
+def test_money_is_still_refused_rather_than_rounded(store: SqlStore) -> None:
+    parent = make_parent(maker_qty=Decimal(1) / Decimal(3))
+
+    with pytest.raises(StatementError, match="decimal places"):
+        store.commit(Batch(parents=[parent]))
+
+    assert store.get_parent(parent.id) is None
 
 
 def test_fill_round_trips_exactly(store: SqlStore) -> None:
@@ -568,7 +656,7 @@ def test_migrating_twice_is_a_no_op_that_keeps_the_data(db_url: str) -> None:
             tables = set(inspect(connection).get_table_names())
     finally:
         engine.dispose()
-    assert revision == _head_revision() == "0001"
+    assert revision == _head_revision() == "0002"
     assert tables == STORE_TABLES | {"alembic_version"}
     with closing(SqlStore(db_url)) as store:
         assert [p.id for p in store.list_parents()] == ["P1"]
@@ -611,3 +699,96 @@ def test_sqlite_connections_use_wal_and_enforce_foreign_keys(sqlite_url: str) ->
         engine.dispose()
 
     assert (journal, foreign_keys) == ("wal", 1)
+
+
+def _alembic(db_url: str, action: str, revision: str) -> None:
+    """Run ``alembic upgrade|downgrade revision`` on ``db_url`` as ``migrate`` does."""
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["configure_logging"] = False
+    engine = create_store_engine(db_url)
+    try:
+        with engine.execution_options(ems_write=True).begin() as connection:
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, revision)
+    finally:
+        engine.dispose()
+
+
+def _columns(db_url: str, table: str) -> set[str]:
+    engine = create_store_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            return {column["name"] for column in inspect(connection).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+_PARENT_0001 = (
+    "INSERT INTO parent_orders (id, client_id, symbol, side, quantity, algo, venues, start_at, "
+    "end_at, created_at, updated_at, limit_price, algo_params, status, filled_qty, "
+    "filled_notional, fees, next_child_seq, request_hash, reason, arrival_mid) VALUES "
+    "('P1', 'c1', 'BTC/USDT', 'buy', '1.5', 'twap', '[\"binance\"]', "
+    "'2024-03-01T12:00:00.000000+00:00', '2024-03-01T13:00:00.000000+00:00', "
+    "'2024-03-01T12:00:00.000000+00:00', '2024-03-01T12:00:00.000000+00:00', NULL, '{}', "
+    "'working', '0.5', '30000', '3', 2, 'h', '', '60000')"
+)
+_CHILD_0001 = (
+    "INSERT INTO child_orders (client_order_id, parent_id, seq, venue, symbol, side, order_type, "
+    "qty, price, time_in_force, created_at, updated_at, status, filled_qty, filled_notional, "
+    "fees, venue_order_id, submitted_at, reason) VALUES ('P1-1', 'P1', 1, 'binance', "
+    "'BTC/USDT', 'buy', 'limit', '0.5', '60000', 'gtc', '2024-03-01T12:00:00.000000+00:00', "
+    "'2024-03-01T12:00:00.000000+00:00', 'filled', '0.5', '30000', '3', 'V1', NULL, '')"
+)
+
+NEW_PARENT_COLUMNS = {
+    "maker_qty",
+    "market_volume",
+    "tracking_samples",
+    "tracking_abs_sum",
+    "tracking_max",
+}
+
+
+def test_revision_0002_fills_existing_rows_and_downgrades_cleanly(db_url: str) -> None:
+    _alembic(db_url, "upgrade", "0001")
+    engine = create_store_engine(db_url)
+    try:
+        with engine.execution_options(ems_write=True).begin() as connection:
+            connection.execute(text(_PARENT_0001))
+            connection.execute(text(_CHILD_0001))
+    finally:
+        engine.dispose()
+
+    migrate(db_url)  # 0001 -> 0002 with a parent and a child stored
+
+    with closing(SqlStore(db_url)) as store:
+        parent = store.get_parent("P1")
+        [child] = store.children("P1")
+        assert parent is not None and parent.filled_qty == Decimal("0.5")
+        assert (parent.maker_qty, parent.market_volume, parent.tracking_samples) == (0, 0, 0)
+        assert (parent.tracking_abs_sum, parent.tracking_max) == (0, 0)
+        assert type(parent.maker_qty) is Decimal and type(parent.tracking_samples) is int
+        assert child.display_qty is None and child.qty == Decimal("0.5")
+        parent.tracking_samples, parent.tracking_abs_sum = 1, Decimal("0.1")
+        store.commit(Batch(parents=[parent]))
+
+    _alembic(db_url, "downgrade", "0001")
+
+    assert not NEW_PARENT_COLUMNS & _columns(db_url, "parent_orders")
+    assert "display_qty" not in _columns(db_url, "child_orders")
+    engine = create_store_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            revision = MigrationContext.configure(connection).get_current_revision()
+            rows = connection.execute(text("SELECT id FROM parent_orders")).all()
+    finally:
+        engine.dispose()
+    assert revision == "0001" and [row[0] for row in rows] == ["P1"]
+
+    migrate(db_url)  # and up again: the figures start from zero
+
+    assert _columns(db_url, "parent_orders") >= NEW_PARENT_COLUMNS
+    with closing(SqlStore(db_url)) as store:
+        parent = store.get_parent("P1")
+        assert parent is not None and parent.tracking_samples == 0

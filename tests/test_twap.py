@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from algos import twap
 from algos.base import MarketView, ParentView, WorkingChild
 from ems.domain import BookLevel, OrderBook, Side, TimeInForce
+from ems.errors import InvalidOrder
 from ems.venues.sim_venue import binance_btcusdt_instrument
 
 T0 = datetime(2024, 8, 8, 23, 55, tzinfo=UTC)
@@ -144,9 +145,7 @@ def test_behind_schedule_crosses_the_spread_with_an_ioc_sized_to_the_book() -> N
     params = twap.TwapParams(slice_interval_s=60, jitter_pct=0)
     behind = view("10.0", filled="0", minutes=10)  # 5 minutes in, nothing filled
 
-    plan = twap.plan(
-        behind, market(depth="1.5"), params, T0 + timedelta(minutes=5, seconds=1)
-    )
+    plan = twap.plan(behind, market(depth="1.5"), params, T0 + timedelta(minutes=5, seconds=1))
 
     (intent,) = plan.slices
     assert intent.aggressive and intent.time_in_force is TimeInForce.IOC
@@ -198,3 +197,76 @@ def test_property_slices_never_overfill_and_finish_at_the_parent_quantity(
     assert filled == qty  # unfilled passive remainders were re-planned until the parent filled
     assert sum(sent) >= qty
     assert all(q % BTCUSDT.lot_size == 0 for q in sent)
+
+
+# --- shared pricing (algos.pricing) as TWAP uses it --------------------------------------------
+
+
+def test_params_accept_the_shared_pricing_keys_and_name_unknown_ones() -> None:
+    params = twap.TwapParams.from_mapping(
+        {"slice_interval_s": 60, "i_would_price": "61000", "reprice_ticks": 3}
+    )
+
+    assert params.style.i_would_price == Decimal("61000")
+    assert params.style.reprice_ticks == 3
+    with pytest.raises(InvalidOrder) as caught:
+        twap.TwapParams.from_mapping({"slices": 4})
+    assert caught.value.field == "algo_params.slices"
+
+
+def test_half_a_slice_behind_improves_the_bid_by_a_tick_inside_a_wide_spread() -> None:
+    params = twap.TwapParams(slice_interval_s=60, jitter_pct=0)
+    v = view("1.0", filled="0.05", minutes=10)  # slice 1 due, slice 0 half filled
+
+    plan = twap.plan(v, market(ask="61838.63"), params, T0 + timedelta(minutes=1, seconds=1))
+
+    (intent,) = plan.slices
+    assert intent.price == Decimal("61837.64")
+    assert not intent.aggressive
+
+
+def test_catch_up_ioc_is_sized_to_the_liquidity_before_a_void() -> None:
+    params = twap.TwapParams(slice_interval_s=60, jitter_pct=0)
+    behind = view("10.0", filled="0", minutes=10)
+    gapped = OrderBook(
+        venue="sim",
+        symbol="BTC/USDT",
+        ts=T0,
+        bids=(BookLevel(Decimal("61837.63"), Decimal("5")),),
+        asks=(
+            BookLevel(Decimal("61837.64"), Decimal("1.5")),
+            BookLevel(Decimal("61838.14"), Decimal("1.5")),
+            BookLevel(Decimal("62037.64"), Decimal("50")),  # a 32 bps hole before the depth
+        ),
+    )
+
+    plan = twap.plan(
+        behind, MarketView(book=gapped, instrument=BTCUSDT), params, T0 + timedelta(minutes=5)
+    )
+
+    (intent,) = plan.slices
+    assert intent.aggressive
+    assert intent.qty == Decimal("3.0")
+    assert intent.price == Decimal("61838.14")
+
+
+def test_i_would_price_takes_the_cheap_liquidity_ahead_of_schedule() -> None:
+    params = twap.TwapParams.from_mapping({"jitter_pct": 0, "i_would_price": "61838.64"})
+
+    plan = twap.plan(view("10.0"), market(), params, T0)
+
+    (intent,) = plan.slices
+    assert intent.aggressive and intent.reason == "i-would price"
+    assert intent.qty == Decimal("4.5")  # three levels of 1.5 at or below 61838.64
+
+
+def test_resting_child_is_repriced_once_the_bid_moves_away_and_it_has_rested() -> None:
+    params = twap.TwapParams(slice_interval_s=30, jitter_pct=0)
+    old = WorkingChild("P-1", Decimal("61837.60"), Decimal("0.1"), TimeInForce.GTC, T0, False)
+    v = view("1.0", working="0.1", children=(old,))
+
+    young = twap.plan(v, market(), params, T0 + timedelta(seconds=4))
+    rested = twap.plan(v, market(), params, T0 + timedelta(seconds=5))
+
+    assert young.cancel == ()
+    assert rested.cancel == ("P-1",)

@@ -29,7 +29,11 @@ DESCRIPTION = """\
 Execution management for staged crypto accumulation.
 
 Submit **parent orders** (e.g. buy 0.5 BTC over an hour with TWAP); the engine slices them into
-child orders across venues and records every fill. Follow progress, pause, resume or cancel.
+child orders across venues and records every fill. Algorithms: `twap`, `vwap`, `pov` and
+`iceberg`, each with its own `algo_params` plus shared execution-style guards (see the request
+examples of `POST /v1/parents`). Follow progress and schedule quality (tracking error,
+participation, maker share); amend quantity, limit price or end time mid-flight
+(`PATCH /v1/parents/{id}`); pause, resume or cancel.
 
 **Authentication**: every route except `/v1/health` needs an API key, sent as
 `Authorization: Bearer <key>` or `X-API-Key: <key>`. Keys have a role: `viewer` (read),

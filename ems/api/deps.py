@@ -7,6 +7,8 @@ module globals and tests may swap any of them with ``app.dependency_overrides``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
@@ -15,7 +17,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from ems.api.auth import Principal, Role, authenticate
 from ems.clock import Clock
 from ems.intake import NewParent
-from ems.orders import ParentOrder
+from ems.orders import ChildOrder, ParentOrder
 from ems.ports import StorePort
 
 
@@ -41,6 +43,26 @@ class OrderManager(Protocol):
 
     async def resume(self, parent_id: str) -> ParentOrder:
         """Continue a paused parent (``NotFound``, ``InvalidTransition``)."""
+        ...
+
+    async def amend(
+        self,
+        parent_id: str,
+        *,
+        quantity: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        end_at: datetime | None = None,
+        clear_limit: bool = False,
+    ) -> ParentOrder:
+        """Change a live parent (``InvalidOrder``, ``NotFound``, ``InvalidTransition``)."""
+        ...
+
+    def parent(self, parent_id: str) -> ParentOrder | None:
+        """The parent as the manager currently holds it, or None."""
+        ...
+
+    def live_children(self, parent_id: str) -> list[ChildOrder]:
+        """The parent's children that are not terminal (they may still fill)."""
         ...
 
 

@@ -12,26 +12,32 @@ from fastapi import APIRouter, Body, Path, Query, Response, status
 
 from ems.api.deps import ManagerDep, StoreDep, Trader, Viewer
 from ems.api.schemas import (
+    SUBMIT_EXAMPLES,
     CancelRequest,
     ChildPublic,
     ErrorResponse,
     EventPublic,
     FillPublic,
     Health,
+    ParentAmend,
     ParentCreate,
     ParentPage,
     ParentPublic,
 )
 from ems.errors import InvalidTransition, NotFound
+from ems.events import ParentAmended
 from ems.intake import NewParent
-from ems.orders import ParentOrder, ParentStatus
+from ems.orders import PARENT_TRANSITIONS, ParentOrder, ParentStatus
 from ems.ports import StorePort
 
 API_VERSION = "0.1.0"
 
 TAGS: list[dict[str, Any]] = [
     {"name": "parents", "description": "Submit parent orders and follow their execution."},
-    {"name": "actions", "description": "Pause, resume and cancel a working parent order."},
+    {
+        "name": "actions",
+        "description": "Amend, pause, resume and cancel a working parent order.",
+    },
     {"name": "system", "description": "Service health (no API key needed)."},
 ]
 
@@ -88,7 +94,7 @@ class ActionRefused(Exception):
     """An order action that the parent's status does not allow, worded for the caller."""
 
 
-_VERB = {"cancel": "cancelled", "pause": "paused", "resume": "resumed"}
+_VERB = {"cancel": "cancelled", "pause": "paused", "resume": "resumed", "amend": "amended"}
 
 
 async def _act(action: str, parent_id: str, call: Callable[[], Awaitable[ParentOrder]]) -> Any:
@@ -99,6 +105,18 @@ async def _act(action: str, parent_id: str, call: Callable[[], Awaitable[ParentO
             f"parent {parent_id} is {exc.state}; it cannot be {_VERB[action]}"
         ) from exc
     return ParentPublic.of(parent)
+
+
+_EXAMPLE_TITLES = {
+    "twap": "TWAP: 0.5 BTC evenly over an hour",
+    "vwap": "VWAP: 5 BTC along the day's volume",
+    "pov": "POV: 2 BTC at 10% of the traded volume",
+    "iceberg": "Iceberg: 3 BTC showing 0.2 at a time",
+}
+_SUBMIT_OPENAPI_EXAMPLES: dict[str, Any] = {
+    algo: {"summary": _EXAMPLE_TITLES[algo], "value": body}
+    for algo, body in SUBMIT_EXAMPLES.items()
+}
 
 
 @router.get("/health", tags=["system"], response_model=Health, summary="Service health")
@@ -120,7 +138,7 @@ async def health(manager: ManagerDep) -> Health:
     },
 )
 async def submit_parent(
-    body: Annotated[ParentCreate, Body()],
+    body: Annotated[ParentCreate, Body(openapi_examples=_SUBMIT_OPENAPI_EXAMPLES)],
     response: Response,
     manager: ManagerDep,
     _caller: Trader,
@@ -263,3 +281,43 @@ async def pause_parent(parent_id: ParentId, manager: ManagerDep, _caller: Trader
 async def resume_parent(parent_id: ParentId, manager: ManagerDep, _caller: Trader) -> Any:
     """Continue a paused order's schedule."""
     return await _act("resume", parent_id, lambda: manager.resume(parent_id))
+
+
+@router.patch(
+    "/parents/{parent_id}",
+    tags=["actions"],
+    response_model=ParentPublic,
+    summary="Amend a parent order",
+    responses={**_AUTH_ERRORS, **_NOT_FOUND, **_CONFLICT},
+)
+async def amend_parent(
+    parent_id: ParentId,
+    body: Annotated[ParentAmend, Body()],
+    manager: ManagerDep,
+    _caller: Trader,
+) -> Any:
+    """Change the quantity, limit price or end time of an accepted, working or paused order.
+
+    The new values are checked like a new order's (lot and tick size, price collar, window).
+    The quantity may not go below what is already filled, nor below filled plus what is still
+    working at the venues (pause first to amend further down). Working children are cancelled
+    and the schedule re-plans from the fills so far. A parent that is winding down (cancelling,
+    expiring) or finished cannot be amended (409).
+    """
+    current = manager.parent(parent_id)
+    if current is None:
+        raise NotFound(f"parent {parent_id} does not exist")
+    if (current.status, ParentAmended) not in PARENT_TRANSITIONS:
+        # Refuse before checking the new values against the market: the state is the answer.
+        raise ActionRefused(f"parent {parent_id} is {current.status.value}; it cannot be amended")
+    return await _act(
+        "amend",
+        parent_id,
+        lambda: manager.amend(
+            parent_id,
+            quantity=body.quantity,
+            limit_price=body.limit_price,
+            end_at=body.end_at,
+            clear_limit=body.clear_limit,
+        ),
+    )

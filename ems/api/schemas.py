@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -65,14 +65,100 @@ _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 # --- requests ----------------------------------------------------------------------------------
 
+Rate = Annotated[
+    Decimal,
+    Field(max_digits=20, decimal_places=18, allow_inf_nan=False),
+    PlainSerializer(plain_decimal, return_type=str, when_used="json"),
+]
+"""A share of market volume (0.1 = 10%), kept exact and sent on as a string."""
 
-class TwapParams(BaseModel):
-    """Parameters of the TWAP algorithm: even slices over the window, with seeded jitter."""
+
+Bps = Annotated[
+    Decimal,
+    Field(max_digits=12, decimal_places=4, allow_inf_nan=False),
+    PlainSerializer(plain_decimal, return_type=str, when_used="json"),
+]
+"""Basis points (1 bp = 0.01%), exact, at most 4 decimal places; sent on as a string."""
+
+
+class ExecutionStyle(BaseModel):
+    """How any algorithm places its children: the price guards shared by every algorithm.
+
+    Sent on to the algorithm only when given; the algorithms apply the documented defaults.
+    """
+
+    model_config = _STRICT
+
+    i_would_price: PositiveAmount | None = Field(
+        default=None,
+        description=(
+            "Opportunistic level: when the market trades at or better than this price (at or "
+            "below it for a buy, at or above it for a sell), the algorithm takes liquidity ahead "
+            "of its schedule. Must be on the good side of `limit_price`. Omit for none."
+        ),
+        examples=["58500"],
+    )
+    max_gap_bps: Bps = Field(
+        default=Decimal(20),
+        ge=1,
+        le=1000,
+        description=(
+            "Void-zone guard, in basis points (1..1000): a crossing child never reaches for a "
+            "book level that is further than this from the level before it."
+        ),
+    )
+    max_depth_bps: Bps = Field(
+        default=Decimal(50),
+        ge=1,
+        le=5000,
+        description=(
+            "How far past the best price a crossing child may reach into the book, in basis "
+            "points (1..5000)."
+        ),
+    )
+    min_rest_s: float = Field(
+        default=5,
+        ge=0,
+        le=600,
+        allow_inf_nan=False,
+        description="Seconds a passive child rests before it may be repriced (0..600).",
+    )
+    reprice_ticks: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description=(
+            "Reprice a resting child once the best price has moved this many ticks away "
+            "from it (1..1000)."
+        ),
+    )
+
+    def to_params(self) -> dict[str, Any]:
+        """The parameters as the manager expects them: a JSON-safe mapping without the ``algo``
+        tag (decimals as strings). The algorithm's own fields are given in full, defaults
+        included; the execution-style fields only when the request set them."""
+        style = set(ExecutionStyle.model_fields)
+        unset_style = style - self.model_fields_set
+        dumped = self.model_dump(mode="json", exclude={"algo", *unset_style})
+        return {key: value for key, value in dumped.items() if value is not None}
+
+
+_STYLE_EXAMPLE: dict[str, Any] = {"max_gap_bps": 15, "max_depth_bps": 40, "min_rest_s": 5}
+
+
+class TwapParams(ExecutionStyle):
+    """TWAP: the quantity spread evenly over the window in slices, each slice time shifted by a
+    seeded random jitter so the schedule is hard to detect yet repeatable."""
 
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        json_schema_extra={"examples": [{"slice_interval_s": 60, "jitter_pct": 0.2, "seed": 7}]},
+        json_schema_extra={
+            "examples": [
+                {"slice_interval_s": 60, "jitter_pct": 0.2, "seed": 7},
+                {"algo": "twap", "slice_interval_s": 30, **_STYLE_EXAMPLE},
+            ]
+        },
     )
 
     algo: Literal["twap"] = Field(
@@ -90,18 +176,240 @@ class TwapParams(BaseModel):
     )
     seed: int = Field(default=0, description="Seed of the jitter, so a schedule is repeatable.")
 
-    def to_params(self) -> dict[str, Any]:
-        """The algorithm's parameters as the manager expects them (without the ``algo`` tag)."""
-        return self.model_dump(exclude={"algo"})
+
+class VwapParams(ExecutionStyle):
+    """VWAP: the quantity follows where the market's volume trades, by the desk's intraday
+    volume profile blended with the volume actually observed since the start.
+
+    Slices fire on a jittered grid as in TWAP. With `expected_volume` (the desk's forecast of
+    the window's market volume) a busier or quieter tape than forecast pulls the target ahead
+    of or behind the profile, by at most `max_deviation`; without it the target follows the
+    profile.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "algo": "vwap",
+                    "slice_interval_s": 30,
+                    "expected_volume": "12000",
+                    "max_deviation": 0.2,
+                    **_STYLE_EXAMPLE,
+                }
+            ]
+        },
+    )
+
+    algo: Literal["vwap"] = Field(
+        default="vwap", description="Set automatically from the order's `algo`; may be omitted."
+    )
+    slice_interval_s: int = Field(
+        default=30, ge=1, le=3600, description="Seconds between slices (1..3600)."
+    )
+    jitter_pct: float = Field(
+        default=0.2,
+        ge=0,
+        le=0.5,
+        allow_inf_nan=False,
+        description="Random shift of each slice time, as a fraction of the interval (0..0.5).",
+    )
+    seed: int = Field(default=0, description="Seed of the jitter, so a schedule is repeatable.")
+    expected_volume: PositiveAmount | None = Field(
+        default=None,
+        description=(
+            "Forecast of the market volume traded over the whole window, in base units (> 0). "
+            "Lets the live volume move the target; omit to follow the profile only."
+        ),
+        examples=["12000"],
+    )
+    max_deviation: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description=(
+            "Weight allowed for the live observed volume: the most the target share may move "
+            "away from the profile because of it (0..1; 0 follows the profile only)."
+        ),
+    )
 
 
-AlgoName = Literal["twap"]
+class PovParams(ExecutionStyle):
+    """POV (percentage of volume): trade a fixed share of the market volume as it prints,
+    never below ``min_rate`` and never above ``max_rate`` of it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "algo": "pov",
+                    "rate": "0.1",
+                    "min_rate": "0.05",
+                    "max_rate": "0.15",
+                    "max_child_qty": "0.5",
+                    **_STYLE_EXAMPLE,
+                }
+            ]
+        },
+    )
+
+    algo: Literal["pov"] = Field(
+        default="pov", description="Set automatically from the order's `algo`; may be omitted."
+    )
+    rate: Rate = Field(
+        gt=0,
+        le=Decimal("0.5"),
+        description="Target share of the market volume, above 0 and at most 0.5 (0.1 = 10%).",
+        examples=["0.1"],
+    )
+    min_rate: Rate | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Least share of the volume to keep up with (0..rate): below it the order catches "
+            "up by crossing the spread. Defaults to half the rate; 0 means no floor."
+        ),
+    )
+    max_rate: Rate | None = Field(
+        default=None,
+        ge=0,
+        le=Decimal("0.5"),
+        description=(
+            "Most share of the volume, never exceeded even when catching up (rate..0.5). "
+            "Defaults to 1.5 x rate, at most 0.5."
+        ),
+    )
+    max_child_qty: PositiveAmount | None = Field(
+        default=None, description="Largest single child order, in base units; omit for no cap."
+    )
+    min_child_qty: PositiveAmount | None = Field(
+        default=None,
+        description=(
+            "Smallest new child, in base units (at most max_child_qty): a child waits until the "
+            "shortfall reaches it, except for the order's last piece. Omit for the venue minimum."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _rates_in_order(self) -> PovParams:
+        if self.min_rate is not None and self.min_rate > self.rate:
+            raise PydanticCustomError(
+                "min_rate_above_rate",
+                "algo_params.min_rate ({min_rate}) must not be above algo_params.rate ({rate}): "
+                "the floor of participation cannot exceed its target",
+                {
+                    "field": "algo_params.min_rate",
+                    "min_rate": plain_decimal(self.min_rate),
+                    "rate": plain_decimal(self.rate),
+                },
+            )
+        if self.max_rate is not None and self.max_rate < self.rate:
+            raise PydanticCustomError(
+                "max_rate_below_rate",
+                "algo_params.max_rate ({max_rate}) must not be below algo_params.rate ({rate}): "
+                "the cap on participation cannot be under its target",
+                {
+                    "field": "algo_params.max_rate",
+                    "max_rate": plain_decimal(self.max_rate),
+                    "rate": plain_decimal(self.rate),
+                },
+            )
+        low, high = self.min_child_qty, self.max_child_qty
+        if low is not None and high is not None and low > high:
+            raise PydanticCustomError(
+                "min_child_above_max_child",
+                "algo_params.min_child_qty ({low}) must not be above algo_params.max_child_qty "
+                "({high}): the smallest child cannot be larger than the largest",
+                {
+                    "field": "algo_params.min_child_qty",
+                    "low": plain_decimal(low),
+                    "high": plain_decimal(high),
+                },
+            )
+        return self
+
+
+class IcebergParams(ExecutionStyle):
+    """Iceberg: only a small display size shows on the book at a time, refilled after each fill
+    with a seeded random size jitter; native venue icebergs are used where available."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "algo": "iceberg",
+                    "display_qty": "0.25",
+                    "display_jitter_pct": 0.2,
+                    "refresh_delay_s": 1,
+                    "seed": 7,
+                    "native": "auto",
+                    "i_would_price": "58500",
+                }
+            ]
+        },
+    )
+
+    algo: Literal["iceberg"] = Field(
+        default="iceberg", description="Set automatically from the order's `algo`; may be omitted."
+    )
+    display_qty: PositiveAmount = Field(
+        description="Quantity shown on the book at a time, in base units (> 0).",
+        examples=["0.25"],
+    )
+    display_jitter_pct: float = Field(
+        default=0.2,
+        ge=0,
+        le=0.5,
+        allow_inf_nan=False,
+        description="Random change of each shown size, as a fraction of display_qty (0..0.5).",
+    )
+    refresh_delay_s: float = Field(
+        default=1,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds to wait after a fill before showing the next tip (0..3600).",
+    )
+    refresh_jitter_pct: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Random change of each refresh delay, as a fraction of it (0..1).",
+    )
+    seed: int = Field(default=0, description="Seed of the size jitter, so a run is repeatable.")
+    native: Literal["auto", "never"] = Field(
+        default="auto",
+        description=(
+            "`auto` uses the venue's own iceberg orders where it has them; `never` always works "
+            "the iceberg with plain orders."
+        ),
+    )
+
+
+AlgoName = Literal["twap", "vwap", "pov", "iceberg"]
 """The algorithms a parent order may use; extend together with :data:`AlgoParams`."""
 
-ALGO_NAMES: tuple[str, ...] = ("twap",)
+ALGO_NAMES: tuple[str, ...] = ("twap", "vwap", "pov", "iceberg")
 
-AlgoParams = Annotated[TwapParams, Field(discriminator="algo")]
-"""Algorithm parameters, a union discriminated by ``algo`` (add ``| VwapParams`` and so on)."""
+AlgoParams = Annotated[
+    TwapParams | VwapParams | PovParams | IcebergParams, Field(discriminator="algo")
+]
+"""Algorithm parameters, a union discriminated by ``algo``."""
+
+PARAMS_BY_ALGO: dict[str, type[ExecutionStyle]] = {
+    "twap": TwapParams,
+    "vwap": VwapParams,
+    "pov": PovParams,
+    "iceberg": IcebergParams,
+}
 
 
 class ParentBase(BaseModel):
@@ -116,6 +424,75 @@ class ParentBase(BaseModel):
     )
 
 
+SUBMIT_EXAMPLES: dict[str, dict[str, Any]] = {
+    "twap": {
+        "client_id": "desk1-btc-0001",
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "quantity": "0.5",
+        "algo": "twap",
+        "end_at": "2026-05-01T12:00:00Z",
+        "limit_price": "61000",
+        "venues": ["binance"],
+        "algo_params": {"slice_interval_s": 60, "jitter_pct": 0.2, "seed": 7},
+    },
+    "vwap": {
+        "client_id": "desk1-btc-0002",
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "quantity": "5",
+        "algo": "vwap",
+        "start_at": "2026-05-01T13:00:00Z",
+        "end_at": "2026-05-01T21:00:00Z",
+        "limit_price": "62000",
+        "algo_params": {
+            "slice_interval_s": 30,
+            "expected_volume": "12000",
+            "max_deviation": 0.2,
+            "max_gap_bps": 15,
+            "max_depth_bps": 40,
+        },
+    },
+    "pov": {
+        "client_id": "desk1-btc-0003",
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "quantity": "2",
+        "algo": "pov",
+        "end_at": "2026-05-01T16:00:00Z",
+        "limit_price": "61500",
+        "venues": ["binance", "coinbase"],
+        "algo_params": {
+            "rate": "0.1",
+            "min_rate": "0.05",
+            "max_rate": "0.15",
+            "max_child_qty": "0.25",
+        },
+    },
+    "iceberg": {
+        "client_id": "desk1-btc-0004",
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "quantity": "3",
+        "algo": "iceberg",
+        "end_at": "2026-05-02T00:00:00Z",
+        "limit_price": "60000",
+        "venues": ["binance"],
+        "algo_params": {
+            "display_qty": "0.2",
+            "display_jitter_pct": 0.2,
+            "refresh_delay_s": 1,
+            "seed": 11,
+            "native": "auto",
+            "i_would_price": "58500",
+            "min_rest_s": 10,
+            "reprice_ticks": 3,
+        },
+    },
+}
+"""A complete example request for each algorithm (OpenAPI examples and tests)."""
+
+
 class ParentCreate(ParentBase):
     """A request for a new parent order.
 
@@ -127,19 +504,7 @@ class ParentCreate(ParentBase):
         extra="forbid",
         frozen=True,
         json_schema_extra={
-            "examples": [
-                {
-                    "client_id": "desk1-btc-0001",
-                    "symbol": "BTC/USDT",
-                    "side": "buy",
-                    "quantity": "0.5",
-                    "algo": "twap",
-                    "end_at": "2026-05-01T12:00:00Z",
-                    "limit_price": "61000",
-                    "venues": ["binance"],
-                    "algo_params": {"slice_interval_s": 60, "jitter_pct": 0.2, "seed": 7},
-                }
-            ]
+            "examples": [{**body} for body in SUBMIT_EXAMPLES.values()]  # one per algorithm
         },
     )
 
@@ -150,7 +515,14 @@ class ParentCreate(ParentBase):
         description="Unified symbol, BASE/QUOTE (e.g. `BTC/USDT`); lower case is accepted.",
         examples=["BTC/USDT"],
     )
-    algo: AlgoName = Field(description="Execution algorithm.", examples=["twap"])
+    algo: AlgoName = Field(
+        description=(
+            "Execution algorithm: `twap` (even slices over the window), `vwap` (follows the "
+            "market's volume), `pov` (a share of the volume as it trades) or `iceberg` (a small "
+            "size shown at a time). Its parameters go in `algo_params`."
+        ),
+        examples=["twap"],
+    )
     venues: tuple[str, ...] = Field(
         default=(),
         max_length=32,
@@ -180,7 +552,11 @@ class ParentCreate(ParentBase):
         examples=["61000"],
     )
     algo_params: AlgoParams = Field(
-        default_factory=TwapParams, description="Parameters of the chosen algorithm."
+        default_factory=TwapParams,
+        description=(
+            "Parameters of the chosen algorithm (its `algo` tag is filled in from the order's "
+            "`algo`), plus the execution-style fields every algorithm accepts."
+        ),
     )
 
     @model_validator(mode="before")
@@ -246,11 +622,120 @@ class ParentCreate(ParentBase):
                     "start": self.start_at.astimezone(UTC).isoformat(),
                 },
             )
+        params = self.algo_params
+        if isinstance(params, IcebergParams) and params.display_qty > self.quantity:
+            raise PydanticCustomError(
+                "display_above_quantity",
+                "algo_params.display_qty ({display}) is more than the order quantity "
+                "({quantity}): an iceberg shows only part of the order",
+                {
+                    "field": "algo_params.display_qty",
+                    "display": plain_decimal(params.display_qty),
+                    "quantity": plain_decimal(self.quantity),
+                },
+            )
+        _check_i_would(params.i_would_price, self.limit_price, self.side)
         return self
 
     def algo_parameters(self) -> dict[str, Any]:
         """The algorithm parameters as a plain mapping for the manager."""
         return self.algo_params.to_params()
+
+
+def _check_i_would(i_would: Decimal | None, limit: Decimal | None, side: Side) -> None:
+    """The I-would price must be on the good side of the limit price."""
+    if i_would is None or limit is None:
+        return
+    wrong = i_would > limit if side is Side.BUY else i_would < limit
+    if wrong:
+        relation, side_word = ("above", "buy") if side is Side.BUY else ("below", "sell")
+        raise PydanticCustomError(
+            "i_would_beyond_limit",
+            "algo_params.i_would_price ({i_would}) is {relation} limit_price ({limit}): for a "
+            "{side} the I-would price is a better price than the limit, so it must be "
+            "{other} it",
+            {
+                "field": "algo_params.i_would_price",
+                "i_would": plain_decimal(i_would),
+                "limit": plain_decimal(limit),
+                "relation": relation,
+                "side": side_word,
+                "other": "at or below" if side is Side.BUY else "at or above",
+            },
+        )
+
+
+class ParentAmend(BaseModel):
+    """A change to a live parent order: new quantity, limit price or end time.
+
+    Give at least one. Working children are cancelled and the schedule re-plans from what is
+    already filled. To remove the limit price send `"clear_limit": true` (with `limit_price`
+    omitted or null).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {"quantity": "0.8"},
+                {"limit_price": "61500", "end_at": "2026-05-01T14:00:00Z"},
+                {"limit_price": None, "clear_limit": True},
+            ]
+        },
+    )
+
+    quantity: PositiveAmount | None = Field(
+        default=None,
+        description="New total quantity (> 0); never below what is already filled.",
+        examples=["0.8"],
+    )
+    limit_price: PositiveAmount | None = Field(
+        default=None,
+        description="New limit price; null only together with `clear_limit: true`.",
+        examples=["61500"],
+    )
+    end_at: UtcDatetime | None = Field(
+        default=None,
+        description="New end time; ISO-8601 with a timezone, in the future.",
+        examples=["2026-05-01T14:00:00Z"],
+    )
+    clear_limit: bool = Field(
+        default=False, description="Remove the limit price: the order may trade at any price."
+    )
+
+    @model_validator(mode="after")
+    def _one_change(self) -> ParentAmend:
+        if self.clear_limit and self.limit_price is not None:
+            raise PydanticCustomError(
+                "clear_limit_with_price",
+                "clear_limit: true removes the limit price, so do not also send limit_price "
+                "({limit}); send one or the other",
+                {"field": "clear_limit", "limit": plain_decimal(self.limit_price)},
+            )
+        if (
+            "limit_price" in self.model_fields_set
+            and self.limit_price is None
+            and not self.clear_limit
+        ):
+            raise PydanticCustomError(
+                "null_limit",
+                "limit_price: null does not change the order; to remove the limit price send "
+                '"clear_limit": true',
+                {"field": "limit_price"},
+            )
+        if (
+            self.quantity is None
+            and self.limit_price is None
+            and self.end_at is None
+            and not self.clear_limit
+        ):
+            raise PydanticCustomError(
+                "nothing_to_amend",
+                "nothing to amend: give quantity, limit_price, end_at or clear_limit",
+                {"field": "body"},
+            )
+        return self
 
 
 class CancelRequest(BaseModel):
@@ -295,6 +780,11 @@ class ParentPublic(ParentBase):
                     "created_at": "2026-05-01T11:00:00Z",
                     "updated_at": "2026-05-01T11:15:00Z",
                     "progress": 0.25,
+                    "tracking_error_mean": "0.0125",
+                    "tracking_error_max": "0.04",
+                    "participation_rate": "0.031",
+                    "maker_share": "0.6",
+                    "market_volume": "4.032258",
                 }
             ]
         },
@@ -317,11 +807,34 @@ class ParentPublic(ParentBase):
     created_at: UtcDatetime
     updated_at: UtcDatetime
     progress: float = Field(ge=0, le=1, description="filled_qty / quantity, 0..1.")
+    tracking_error_mean: DecimalStr | None = Field(
+        description=(
+            "Schedule quality: mean gap between the filled quantity and the algorithm's target "
+            "curve, as a share of the quantity (0.01 = 1%); null before the first sample."
+        )
+    )
+    tracking_error_max: DecimalStr | None = Field(
+        description="Largest such gap seen, as a share of the quantity; null before a sample."
+    )
+    participation_rate: DecimalStr | None = Field(
+        description=(
+            "filled_qty / market_volume: our share of what traded on the order's venues since "
+            "its start; null until market volume is seen."
+        )
+    )
+    maker_share: DecimalStr | None = Field(
+        description="Share of the filled quantity that rested on the book (maker); null before "
+        "a fill."
+    )
+    market_volume: DecimalStr = Field(
+        description="Base quantity traded by the market on the order's venues since its start."
+    )
 
     @classmethod
     def of(cls, parent: ParentOrder) -> ParentPublic:
         """The public view of a stored parent order."""
         progress = float(parent.filled_qty / parent.quantity) if parent.quantity > 0 else 0.0
+        sampled = parent.tracking_samples > 0
         return cls(
             id=parent.id,
             client_id=parent.client_id,
@@ -343,7 +856,23 @@ class ParentPublic(ParentBase):
             created_at=parent.created_at,
             updated_at=parent.updated_at,
             progress=min(1.0, max(0.0, progress)),
+            tracking_error_mean=_share(parent.tracking_error_mean),
+            tracking_error_max=_share(parent.tracking_max) if sampled else None,
+            participation_rate=_share(parent.participation_rate),
+            maker_share=_share(parent.maker_share),
+            market_volume=parent.market_volume,
         )
+
+
+SHARE_PLACES = 8
+"""Decimal places shown for the schedule-quality shares (ratios, not money)."""
+
+
+def _share(value: Decimal | None) -> Decimal | None:
+    """A ratio rounded half-even to :data:`SHARE_PLACES` places for display."""
+    if value is None:
+        return None
+    return value.quantize(Decimal(1).scaleb(-SHARE_PLACES), rounding=ROUND_HALF_EVEN)
 
 
 class ParentPage(BaseModel):
@@ -374,6 +903,9 @@ class ChildPublic(BaseModel):
     time_in_force: TimeInForce
     qty: DecimalStr
     price: DecimalStr | None
+    display_qty: DecimalStr | None = Field(
+        description="Size shown on the book for a native iceberg child; null for a plain order."
+    )
     status: ChildStatus
     filled_qty: DecimalStr
     avg_price: DecimalStr | None
@@ -398,6 +930,7 @@ class ChildPublic(BaseModel):
             time_in_force=child.time_in_force,
             qty=child.qty,
             price=child.price,
+            display_qty=child.display_qty,
             status=child.status,
             filled_qty=child.filled_qty,
             avg_price=child.avg_price,
@@ -543,6 +1076,11 @@ def field_path(loc: Sequence[int | str]) -> str:
     return ".".join(out) or "body"
 
 
+def _bound(value: Any) -> Any:
+    """A limit as a trader writes it: ``1`` rather than the float field's ``1.0``."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -551,6 +1089,16 @@ def _shown(value: Any) -> str:
 _PATTERN_WORDING = {
     "client_id": "client_id may only contain letters, digits, '-' and '_' (1..36 characters)",
     "symbol": "symbol must be a unified symbol BASE/QUOTE in capitals, e.g. BTC/USDT",
+}
+
+_MISSING_WORDING = {
+    "algo_params.rate": (
+        'algo_params.rate is required for pov: the share of market volume to trade, e.g. "0.1"'
+    ),
+    "algo_params.display_qty": (
+        "algo_params.display_qty is required for iceberg: the quantity shown on the book at a "
+        'time, e.g. "0.2"'
+    ),
 }
 
 _TYPE_WORDING = {
@@ -605,7 +1153,7 @@ def _describe(error: Mapping[str, Any]) -> FieldProblem:
     kind = str(error.get("type", "value_error"))
     ctx: Mapping[str, Any] = error.get("ctx") or {}
     field = str(ctx.get("field") or field_path(error.get("loc", ())))
-    values = {k: v for k, v in ctx.items() if k != "field"}
+    values = {k: _bound(v) for k, v in ctx.items() if k != "field"}
     values["field"] = field
     values["input"] = _shown(error.get("input"))
     if kind == "json_invalid":
@@ -620,6 +1168,8 @@ def _describe(error: Mapping[str, Any]) -> FieldProblem:
         return FieldProblem(
             field="body", rule=kind, message="request body is required: send a JSON object"
         )
+    if kind == "missing" and field in _MISSING_WORDING:
+        return FieldProblem(field=field, rule=kind, message=_MISSING_WORDING[field])
     if field == "body" and kind in ("dict_type", "model_type", "model_attributes_type"):
         return FieldProblem(
             field="body",
@@ -650,7 +1200,7 @@ def _describe(error: Mapping[str, Any]) -> FieldProblem:
             pass
     message = str(error.get("msg", "is invalid"))
     message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if not message.startswith(field):
+    if field != "body" and not message.startswith(field):
         message = f"{field}: {message}"
     return FieldProblem(field=field, rule=kind, message=message)
 

@@ -18,7 +18,7 @@ from ems.domain import Fill, Liquidity, OrderType, Side, TimeInForce
 from ems.events import Event, to_payload
 from ems.orders import ChildOrder, ChildStatus, ParentOrder, ParentStatus
 from ems.ports import EventRecord
-from ems.store.types import ExactDecimal, UtcDateTime
+from ems.store.types import ExactDecimal, RoundedDecimal, UtcDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -37,6 +37,11 @@ class _Row(SQLModel, registry=registry(metadata=metadata)):
 def _serial() -> Any:
     """An autoincrement integer key: BIGSERIAL on PostgreSQL, the rowid alias on SQLite."""
     return BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _zero() -> dict[str, Any]:
+    """Column options of a figure that is 0 in rows written before the column existed."""
+    return {"server_default": "0"}
 
 
 class ParentRow(_Row, table=True):
@@ -64,6 +69,18 @@ class ParentRow(_Row, table=True):
     request_hash: str
     reason: str
     arrival_mid: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    # Schedule quality (revision 0002). Statistics of ratios are rounded to 18 places.
+    maker_qty: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal, sa_column_kwargs=_zero())
+    market_volume: Decimal = Field(
+        default=Decimal(0), sa_type=ExactDecimal, sa_column_kwargs=_zero()
+    )
+    tracking_samples: int = Field(default=0, sa_column_kwargs=_zero())
+    tracking_abs_sum: Decimal = Field(
+        default=Decimal(0), sa_type=RoundedDecimal, sa_column_kwargs=_zero()
+    )
+    tracking_max: Decimal = Field(
+        default=Decimal(0), sa_type=RoundedDecimal, sa_column_kwargs=_zero()
+    )
 
 
 class ChildRow(_Row, table=True):
@@ -88,6 +105,7 @@ class ChildRow(_Row, table=True):
     venue_order_id: str | None = None
     submitted_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     reason: str
+    display_qty: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # revision 0002
 
 
 class FillRow(_Row, table=True):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Numeric, Text, TypeDecorator
@@ -71,6 +71,35 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if isinstance(value, float):
             raise TypeError(f"the database returned the float {value!r} for an exact decimal")
         return canonical_decimal(Decimal(value))
+
+
+class RoundedDecimal(ExactDecimal):
+    """A computed ``Decimal`` (a sum of ratios, a statistic) rounded half-even to 18 decimal places
+    before it is stored, instead of being refused like ``ExactDecimal`` would.
+
+    For figures that are not money and may carry more places than any database holds, e.g.
+    ``Decimal(1) / 3``. Values with more than 20 integer digits are still refused.
+    """
+
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, Decimal) and value.is_finite():
+            value = round_to_scale(value)
+        return super().process_bind_param(value, dialect)
+
+
+_SCALE = Decimal(1).scaleb(-DECIMAL_SCALE)
+_WIDE = Context(prec=DECIMAL_PRECISION + DECIMAL_SCALE)  # quantize never runs out of digits
+
+
+def round_to_scale(value: Decimal) -> Decimal:
+    """``value`` rounded half-even to the 18 decimal places the store holds (values with fewer
+    places are returned unchanged)."""
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent >= -DECIMAL_SCALE:
+        return value
+    return value.quantize(_SCALE, rounding=ROUND_HALF_EVEN, context=_WIDE)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
