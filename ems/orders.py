@@ -109,6 +109,11 @@ class ChildOrder:
     submitted_at: datetime | None = None
     reason: str = ""
     display_qty: Decimal | None = None
+    # What routing knew when the child was decided, for its impact point once it is done.
+    decision_mid: Decimal | None = None
+    expected_cost_bps: Decimal | None = None
+    x_depth: Decimal | None = None
+    x_volume: Decimal | None = None
     trade_ids: set[str] = field(default_factory=set)
 
     @property

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from ems.domain import ZERO, Balance, Fill, Instrument, OrderBook, OrderRequest
+from ems.domain import ZERO, Balance, Fill, Instrument, OrderBook, OrderRequest, Side
 from ems.events import Event
 from ems.orders import ChildOrder, ParentOrder, ParentStatus
 
@@ -73,6 +73,71 @@ class VenuePort(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ImpactPoint:
+    """The realised cost of one finished child against what was expected when it was routed.
+
+    Costs are in bps of the decision-time mid, signed so that positive is a cost for our side;
+    ``realised_cost_bps`` excludes fees (``fee_bps`` separately). ``x_depth`` is the child's
+    size relative to the displayed depth it could take, ``x_volume`` relative to the market
+    volume of the recent past.
+    """
+
+    client_order_id: str
+    parent_id: str
+    venue: str
+    symbol: str
+    side: Side
+    ts: datetime
+    qty: Decimal
+    filled_qty: Decimal
+    aggressive: bool
+    decision_mid: Decimal
+    x_depth: Decimal
+    x_volume: Decimal
+    expected_cost_bps: Decimal
+    realised_cost_bps: Decimal
+    fee_bps: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRecord:
+    """One routing decision with its inputs, as stored for review.
+
+    ``quotes`` holds, per venue, its best bid/ask, whether it was tradable and why not, its
+    expected all-in cost for the whole slice and its capacity; ``allocations`` the children sent
+    (venue, client order id, qty, price, expected cost). Values are strings (exact decimals).
+    """
+
+    parent_id: str
+    ts: datetime
+    side: Side
+    qty: Decimal
+    price: Decimal
+    aggressive: bool
+    mid: Decimal | None
+    expected_cost_bps: Decimal | None
+    quotes: tuple[Mapping[str, str], ...]
+    allocations: tuple[Mapping[str, str], ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImpactFitRecord:
+    """A fitted impact curve ``cost_bps = a * x ** b`` as stored (exact decimals)."""
+
+    venue: str
+    symbol: str
+    a: Decimal
+    b: Decimal
+    a_low: Decimal
+    a_high: Decimal
+    b_low: Decimal
+    b_high: Decimal
+    n: int
+    fitted_at: datetime
+
+
 @dataclass(slots=True)
 class Batch:
     """Everything one step changed; the store writes it in a single transaction."""
@@ -81,9 +146,18 @@ class Batch:
     children: list[ChildOrder] = field(default_factory=list)
     fills: list[tuple[str, Fill]] = field(default_factory=list)  # (parent_id, fill)
     events: list[tuple[str, Event]] = field(default_factory=list)  # (parent_id, event)
+    impact_points: list[ImpactPoint] = field(default_factory=list)
+    routes: list[RouteRecord] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.parents or self.children or self.fills or self.events)
+        return bool(
+            self.parents
+            or self.children
+            or self.fills
+            or self.events
+            or self.impact_points
+            or self.routes
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +226,31 @@ class StorePort(Protocol):
 
     def events(self, parent_id: str) -> list[EventRecord]:
         """The event log of a parent (its children's events included) in append order."""
+        ...
+
+    def impact_points(
+        self,
+        *,
+        venue: str | None = None,
+        symbol: str | None = None,
+        since: datetime | None = None,
+        limit: int = 10_000,
+    ) -> list[ImpactPoint]:
+        """Recorded impact points, newest first, filtered by venue, symbol and time."""
+        ...
+
+    def save_impact_fit(self, fit: ImpactFitRecord) -> None:
+        """Append a fit to the history; the newest per (venue, symbol) is the current one."""
+        ...
+
+    def impact_fits(
+        self, *, venue: str | None = None, symbol: str | None = None
+    ) -> list[ImpactFitRecord]:
+        """The current (newest) fit of every venue and symbol, filtered."""
+        ...
+
+    def route_decisions(self, parent_id: str) -> list[RouteRecord]:
+        """Routing decisions of a parent, in time order."""
         ...
 
     def add_api_key(self, record: ApiKeyRecord) -> None: ...
