@@ -768,7 +768,7 @@ def test_openapi_documents_the_api() -> None:
     api = create_app(None, None)  # type: ignore[arg-type]  # building the schema needs neither
     spec = api.openapi()
     assert spec["info"]["title"] == "Staged EMS"
-    assert {t["name"] for t in spec["tags"]} == {"parents", "actions", "system"}
+    assert {t["name"] for t in spec["tags"]} == {"parents", "actions", "routing", "system"}
     assert set(spec["paths"]) == {
         "/v1/health",
         "/v1/parents",
@@ -779,6 +779,9 @@ def test_openapi_documents_the_api() -> None:
         "/v1/parents/{parent_id}/cancel",
         "/v1/parents/{parent_id}/pause",
         "/v1/parents/{parent_id}/resume",
+        "/v1/parents/{parent_id}/routes",
+        "/v1/impact-curves",
+        "/v1/preview",
     }
     post = spec["paths"]["/v1/parents"]["post"]
     assert set(post["responses"]) >= {"200", "201", "401", "403", "409", "422"}

@@ -48,7 +48,16 @@ from ems.store import (
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 EXACT = Decimal("1234567.000000000000000001")
 TINY = Decimal("0.00001")
-STORE_TABLES = {"parent_orders", "child_orders", "fills", "events", "api_keys"}
+STORE_TABLES = {
+    "parent_orders",
+    "child_orders",
+    "fills",
+    "events",
+    "api_keys",
+    "impact_points",
+    "impact_fits",
+    "route_decisions",
+}
 
 
 def make_parent(n: int = 1, **changes: Any) -> ParentOrder:
@@ -656,7 +665,7 @@ def test_migrating_twice_is_a_no_op_that_keeps_the_data(db_url: str) -> None:
             tables = set(inspect(connection).get_table_names())
     finally:
         engine.dispose()
-    assert revision == _head_revision() == "0002"
+    assert revision == _head_revision() == "0003"
     assert tables == STORE_TABLES | {"alembic_version"}
     with closing(SqlStore(db_url)) as store:
         assert [p.id for p in store.list_parents()] == ["P1"]

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ems.api.deps import OrderManager
 from ems.api.routes import API_VERSION, TAGS, ActionRefused, router
+from ems.api.routing_routes import router as routing_router
 from ems.api.schemas import ErrorResponse, FieldProblem, describe_errors
 from ems.errors import Conflict, InvalidOrder, InvalidTransition, NotFound
 from ems.ports import StorePort
@@ -34,6 +35,11 @@ child orders across venues and records every fill. Algorithms: `twap`, `vwap`, `
 examples of `POST /v1/parents`). Follow progress and schedule quality (tracking error,
 participation, maker share); amend quantity, limit price or end time mid-flight
 (`PATCH /v1/parents/{id}`); pause, resume or cancel.
+
+**Routing**: each slice is split across venues by expected all-in cost (fees, walking the book,
+impact learned from our own children). Preview what an order would cost before sending it
+(`POST /v1/preview`), see how every slice was split (`GET /v1/parents/{id}/routes`) and each
+venue's impact-cost curve (`GET /v1/impact-curves`).
 
 **Authentication**: every route except `/v1/health` needs an API key, sent as
 `Authorization: Bearer <key>` or `X-API-Key: <key>`. Keys have a role: `viewer` (read),
@@ -150,6 +156,7 @@ def create_app(
     app.state.manager = manager
     app.state.store = store
     app.include_router(router, prefix="/v1")
+    app.include_router(routing_router, prefix="/v1")
     handlers: dict[Any, Any] = {
         RequestValidationError: _on_validation_error,
         InvalidOrder: _on_invalid_order,

@@ -19,6 +19,7 @@ from ems.clock import Clock
 from ems.intake import NewParent
 from ems.orders import ChildOrder, ParentOrder
 from ems.ports import StorePort
+from ems.preview import PreviewResult
 
 
 class OrderManager(Protocol):
@@ -55,6 +56,11 @@ class OrderManager(Protocol):
         clear_limit: bool = False,
     ) -> ParentOrder:
         """Change a live parent (``InvalidOrder``, ``NotFound``, ``InvalidTransition``)."""
+        ...
+
+    async def preview(self, new: NewParent) -> PreviewResult:
+        """The expected cost of a proposed parent per venue and in total; stores and sends
+        nothing. Raises ``InvalidOrder`` (naming the field) like ``submit``."""
         ...
 
     def parent(self, parent_id: str) -> ParentOrder | None:

@@ -23,6 +23,7 @@ from ems.api.schemas import (
     ParentCreate,
     ParentPage,
     ParentPublic,
+    ParentRequest,
 )
 from ems.errors import InvalidTransition, NotFound
 from ems.events import ParentAmended
@@ -37,6 +38,10 @@ TAGS: list[dict[str, Any]] = [
     {
         "name": "actions",
         "description": "Amend, pause, resume and cancel a working parent order.",
+    },
+    {
+        "name": "routing",
+        "description": "Impact-cost curves per venue and pre-trade cost previews.",
     },
     {"name": "system", "description": "Service health (no API key needed)."},
 ]
@@ -74,10 +79,14 @@ def _parent_or_404(store: StorePort, parent_id: str) -> ParentOrder:
     return parent
 
 
-def to_new_parent(body: ParentCreate) -> NewParent:
-    """The manager's request type for a validated API body."""
+PREVIEW_CLIENT_ID = "preview"
+"""The client id given to the manager for a preview sent without one (nothing is stored)."""
+
+
+def to_new_parent(body: ParentRequest) -> NewParent:
+    """The manager's request type for a validated API body (a submission or a preview)."""
     return NewParent(
-        client_id=body.client_id,
+        client_id=body.client_id or PREVIEW_CLIENT_ID,
         symbol=body.symbol,
         side=body.side,
         quantity=body.quantity,

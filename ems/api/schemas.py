@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -493,20 +493,11 @@ SUBMIT_EXAMPLES: dict[str, dict[str, Any]] = {
 """A complete example request for each algorithm (OpenAPI examples and tests)."""
 
 
-class ParentCreate(ParentBase):
-    """A request for a new parent order.
+class ParentRequest(ParentBase):
+    """The fields and rules of a proposed parent order, shared by :class:`ParentCreate` (which
+    requires ``client_id``) and :class:`ParentPreview` (where it is optional and unused)."""
 
-    ``client_id`` makes the request idempotent: sending the same id with the same body again
-    returns the existing order; the same id with a different body is refused.
-    """
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        json_schema_extra={
-            "examples": [{**body} for body in SUBMIT_EXAMPLES.values()]  # one per algorithm
-        },
-    )
+    model_config = _STRICT
 
     symbol: str = Field(
         min_length=3,
@@ -529,7 +520,8 @@ class ParentCreate(ParentBase):
         description="Venues to trade on; empty means every venue listing the symbol.",
         examples=[["binance", "coinbase"]],
     )
-    client_id: str = Field(
+    client_id: str | None = Field(
+        default=None,
         min_length=1,
         max_length=36,
         pattern=CLIENT_ID_PATTERN,
@@ -601,7 +593,7 @@ class ParentCreate(ParentBase):
         return value
 
     @model_validator(mode="after")
-    def _cross_field_rules(self) -> ParentCreate:
+    def _cross_field_rules(self) -> Self:
         if self.algo_params.algo != self.algo:
             raise PydanticCustomError(
                 "algo_mismatch",
@@ -640,6 +632,47 @@ class ParentCreate(ParentBase):
     def algo_parameters(self) -> dict[str, Any]:
         """The algorithm parameters as a plain mapping for the manager."""
         return self.algo_params.to_params()
+
+
+class ParentCreate(ParentRequest):
+    """A request for a new parent order.
+
+    ``client_id`` makes the request idempotent: sending the same id with the same body again
+    returns the existing order; the same id with a different body is refused.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [{**body} for body in SUBMIT_EXAMPLES.values()]  # one per algorithm
+        },
+    )
+
+    client_id: str = Field(
+        min_length=1,
+        max_length=36,
+        pattern=CLIENT_ID_PATTERN,
+        description="Your idempotency id: 1..36 letters, digits, `-` or `_`.",
+        examples=["desk1-btc-0001"],
+    )
+
+
+class ParentPreview(ParentRequest):
+    """A proposed parent order to price before submitting it: the body of a submission, with
+    the same rules, except that ``client_id`` may be left out (it is ignored). Nothing is stored
+    and no order is sent."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {key: value for key, value in body.items() if key != "client_id"}
+                for body in SUBMIT_EXAMPLES.values()
+            ]
+        },
+    )
 
 
 def _check_i_would(i_would: Decimal | None, limit: Decimal | None, side: Side) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, Select, func, insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -16,23 +18,39 @@ from ems.domain import Fill
 from ems.errors import Conflict
 from ems.events import Event
 from ems.orders import PARENT_TERMINAL, ChildOrder, ParentOrder, ParentStatus
-from ems.ports import ApiKeyRecord, Batch, EventRecord
+from ems.ports import (
+    ApiKeyRecord,
+    Batch,
+    EventRecord,
+    ImpactFitRecord,
+    ImpactPoint,
+    RouteRecord,
+)
 from ems.store.engine import WRITE, create_store_engine, upgrade
 from ems.store.tables import (
     ApiKeyRow,
     ChildRow,
     EventRow,
     FillRow,
+    ImpactFitRow,
+    ImpactPointRow,
     ParentRow,
+    RouteDecisionRow,
     child_from_row,
     child_row,
     event_from_row,
     event_values,
     fill_from_row,
     fill_values,
+    impact_fit_from_row,
+    impact_fit_row,
+    impact_point_from_row,
+    impact_point_values,
     parent_from_row,
     parent_row,
     plain,
+    route_from_row,
+    route_values,
 )
 
 
@@ -95,7 +113,12 @@ class SqlStore:
         return parent, True
 
     def commit(self, batch: Batch) -> None:
-        """Write ``batch`` in one transaction; on any error nothing of it is stored."""
+        """Write ``batch`` in one transaction; on any error nothing of it is stored.
+
+        Parents and children are upserted; fills whose ``(venue, trade_id)`` and impact points
+        whose ``client_order_id`` are stored already are skipped; events and routing decisions
+        are appended.
+        """
         if not batch:
             return
         with self._write() as session:
@@ -111,6 +134,14 @@ class SqlStore:
             if batch.events:
                 rows = [event_values(parent_id, event) for parent_id, event in batch.events]
                 session.execute(insert(EventRow), rows)
+            if batch.impact_points:
+                self._insert_impact_points(
+                    session, [impact_point_values(point) for point in batch.impact_points]
+                )
+            if batch.routes:
+                session.execute(
+                    insert(RouteDecisionRow), [route_values(route) for route in batch.routes]
+                )
 
     @staticmethod
     def _insert_fills(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -125,6 +156,29 @@ class SqlStore:
             key = (FillRow.venue == row["venue"], FillRow.trade_id == row["trade_id"])
             if session.exec(select(FillRow.id).where(*key)).first() is None:
                 session.execute(insert(FillRow), [row])
+
+    @staticmethod
+    def _insert_impact_points(session: Session, rows: list[dict[str, Any]]) -> None:
+        """Insert impact points, skipping any whose child has a point stored already."""
+        dialect = session.get_bind().dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            upsert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            statement = upsert(ImpactPointRow).on_conflict_do_nothing(
+                index_elements=["client_order_id"]
+            )
+            session.execute(statement, rows)
+            return
+        for row in rows:
+            key = ImpactPointRow.client_order_id == row["client_order_id"]
+            if session.exec(select(ImpactPointRow.id).where(key)).first() is None:
+                session.execute(insert(ImpactPointRow), [row])
+
+    def save_impact_fit(self, fit: ImpactFitRecord) -> None:
+        """Append ``fit`` to the history of its venue and symbol; the newest (by ``fitted_at``,
+        then by the order saved) is the current one. Coefficients are rounded half-even to 18
+        decimal places; non-finite ones are refused."""
+        with self._write() as session:
+            session.add(impact_fit_row(fit))
 
     def add_api_key(self, record: ApiKeyRecord) -> None:
         """Store a new API key; raises ``Conflict`` if its id or hash is taken."""
@@ -215,6 +269,70 @@ class SqlStore:
                 select(EventRow).where(EventRow.parent_id == parent_id).order_by(col(EventRow.seq))
             ).all()
         return [event_from_row(row) for row in rows]
+
+    def impact_points(
+        self,
+        *,
+        venue: str | None = None,
+        symbol: str | None = None,
+        since: datetime | None = None,
+        limit: int = 10_000,
+    ) -> list[ImpactPoint]:
+        """Impact points newest first (``ts`` descending, then the order stored, newest first),
+        of ``venue`` and ``symbol`` when given, at or after ``since``; at most ``limit``."""
+        if limit < 0:
+            raise ValueError(f"limit must not be negative, got {limit}")
+        query = select(ImpactPointRow)
+        if venue is not None:
+            query = query.where(ImpactPointRow.venue == venue)
+        if symbol is not None:
+            query = query.where(ImpactPointRow.symbol == symbol)
+        if since is not None:
+            query = query.where(ImpactPointRow.ts >= since)
+        query = query.order_by(col(ImpactPointRow.ts).desc(), col(ImpactPointRow.id).desc())
+        with self._read() as session:
+            rows = session.exec(query.limit(limit)).all()
+            return [impact_point_from_row(row) for row in rows]
+
+    def impact_fits(
+        self, *, venue: str | None = None, symbol: str | None = None
+    ) -> list[ImpactFitRecord]:
+        """The current fit of every (venue, symbol), filtered, ordered by venue then symbol.
+
+        Current means the newest ``fitted_at``; among fits of the same time, the last saved.
+        """
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=(ImpactFitRow.venue, ImpactFitRow.symbol),
+                order_by=(col(ImpactFitRow.fitted_at).desc(), col(ImpactFitRow.id).desc()),
+            )
+            .label("rank")
+        )
+        ranked: Select[tuple[int, int]] = sa_select(col(ImpactFitRow.id).label("id"), rank)
+        if venue is not None:
+            ranked = ranked.where(col(ImpactFitRow.venue) == venue)
+        if symbol is not None:
+            ranked = ranked.where(col(ImpactFitRow.symbol) == symbol)
+        newest = ranked.subquery()
+        query = (
+            select(ImpactFitRow)
+            .join(newest, col(ImpactFitRow.id) == newest.c.id)
+            .where(newest.c.rank == 1)
+            .order_by(col(ImpactFitRow.venue), col(ImpactFitRow.symbol))
+        )
+        with self._read() as session:
+            return [impact_fit_from_row(row) for row in session.exec(query).all()]
+
+    def route_decisions(self, parent_id: str) -> list[RouteRecord]:
+        """Routing decisions of a parent in time order (the order stored among equal times)."""
+        with self._read() as session:
+            rows = session.exec(
+                select(RouteDecisionRow)
+                .where(RouteDecisionRow.parent_id == parent_id)
+                .order_by(col(RouteDecisionRow.ts), col(RouteDecisionRow.id))
+            ).all()
+            return [route_from_row(row) for row in rows]
 
     def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
         """The API key with this hash (revoked or not), or None."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
@@ -17,7 +17,7 @@ from sqlmodel import Field, SQLModel
 from ems.domain import Fill, Liquidity, OrderType, Side, TimeInForce
 from ems.events import Event, to_payload
 from ems.orders import ChildOrder, ChildStatus, ParentOrder, ParentStatus
-from ems.ports import EventRecord
+from ems.ports import EventRecord, ImpactFitRecord, ImpactPoint, RouteRecord
 from ems.store.types import ExactDecimal, RoundedDecimal, UtcDateTime
 
 NAMING_CONVENTION = {
@@ -106,6 +106,12 @@ class ChildRow(_Row, table=True):
     submitted_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     reason: str
     display_qty: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # revision 0002
+    # Routing context (revision 0003): the mid is a price, kept exact; the cost in bps and the
+    # relative sizes are computed figures, rounded half-even to 18 places.
+    decision_mid: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    expected_cost_bps: Decimal | None = Field(default=None, sa_type=RoundedDecimal)
+    x_depth: Decimal | None = Field(default=None, sa_type=RoundedDecimal)
+    x_volume: Decimal | None = Field(default=None, sa_type=RoundedDecimal)
 
 
 class FillRow(_Row, table=True):
@@ -136,6 +142,73 @@ class EventRow(_Row, table=True):
     kind: str
     ts: datetime = Field(sa_type=UtcDateTime)
     payload: str = Field(sa_type=Text)  # JSON object of strings (ems.events.to_payload)
+
+
+class ImpactPointRow(_Row, table=True):
+    """One finished child's realised cost against its expected cost (revision 0003)."""
+
+    __tablename__ = "impact_points"
+    __table_args__ = (
+        UniqueConstraint("client_order_id"),  # one point per child: a repeat is skipped
+        Index("ix_impact_points_venue_symbol_ts", "venue", "symbol", "ts"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(_serial(), primary_key=True))
+    client_order_id: str
+    parent_id: str = Field(foreign_key="parent_orders.id")
+    venue: str
+    symbol: str
+    side: str
+    ts: datetime = Field(sa_type=UtcDateTime)
+    qty: Decimal = Field(sa_type=ExactDecimal)
+    filled_qty: Decimal = Field(sa_type=ExactDecimal)
+    aggressive: bool
+    decision_mid: Decimal = Field(sa_type=ExactDecimal)
+    x_depth: Decimal = Field(sa_type=RoundedDecimal)
+    x_volume: Decimal = Field(sa_type=RoundedDecimal)
+    expected_cost_bps: Decimal = Field(sa_type=RoundedDecimal)
+    realised_cost_bps: Decimal = Field(sa_type=RoundedDecimal)
+    fee_bps: Decimal = Field(sa_type=RoundedDecimal)
+
+
+class ImpactFitRow(_Row, table=True):
+    """The history of fitted impact curves; the newest per venue and symbol is current."""
+
+    __tablename__ = "impact_fits"
+    __table_args__ = (
+        Index("ix_impact_fits_venue_symbol_fitted_at", "venue", "symbol", "fitted_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(_serial(), primary_key=True))
+    venue: str
+    symbol: str
+    a: Decimal = Field(sa_type=RoundedDecimal)
+    b: Decimal = Field(sa_type=RoundedDecimal)
+    a_low: Decimal = Field(sa_type=RoundedDecimal)
+    a_high: Decimal = Field(sa_type=RoundedDecimal)
+    b_low: Decimal = Field(sa_type=RoundedDecimal)
+    b_high: Decimal = Field(sa_type=RoundedDecimal)
+    n: int
+    fitted_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class RouteDecisionRow(_Row, table=True):
+    """One routing decision of a parent with its inputs (revision 0003)."""
+
+    __tablename__ = "route_decisions"
+
+    id: int | None = Field(default=None, sa_column=Column(_serial(), primary_key=True))
+    parent_id: str = Field(foreign_key="parent_orders.id", index=True)
+    ts: datetime = Field(sa_type=UtcDateTime)
+    side: str
+    qty: Decimal = Field(sa_type=ExactDecimal)
+    price: Decimal = Field(sa_type=ExactDecimal)
+    aggressive: bool
+    mid: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    expected_cost_bps: Decimal | None = Field(default=None, sa_type=RoundedDecimal)
+    quotes: str = Field(sa_type=Text)  # JSON list of objects of strings
+    allocations: str = Field(sa_type=Text)  # JSON list of objects of strings
+    notes: str = Field(sa_type=Text)  # JSON list of strings
 
 
 class ApiKeyRow(_Row, table=True):
@@ -238,4 +311,68 @@ def event_from_row(row: EventRow) -> EventRecord:
         kind=row.kind,
         ts=row.ts,
         payload=json.loads(row.payload),
+    )
+
+
+def impact_point_values(point: ImpactPoint) -> dict[str, Any]:
+    """Column values of an impact point, for a bulk insert (``id`` is assigned by the database)."""
+    return plain(point, frozenset())
+
+
+def impact_point_from_row(row: ImpactPointRow) -> ImpactPoint:
+    """Rebuild an impact point from its row."""
+    values = row.model_dump(exclude={"id", "side"})
+    return ImpactPoint(**values, side=Side(row.side))
+
+
+def impact_fit_row(fit: ImpactFitRecord) -> ImpactFitRow:
+    """The history row of a fitted impact curve."""
+    return ImpactFitRow(**plain(fit, frozenset()))
+
+
+def impact_fit_from_row(row: ImpactFitRow) -> ImpactFitRecord:
+    """Rebuild a fit record from its row."""
+    return ImpactFitRecord(**row.model_dump(exclude={"id"}))
+
+
+def _string_maps_json(items: Iterable[Mapping[str, str]], what: str) -> str:
+    """JSON of a list of objects whose keys and values are all strings (their order kept).
+
+    Anything else is refused (``TypeError`` naming it) rather than written in a form that would
+    not read back as it was given.
+    """
+    checked: list[dict[str, str]] = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise TypeError(f"{what}: {item!r} is not a mapping of strings")
+        for key, value in item.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TypeError(f"{what}: {key!r} = {value!r} is not a string")
+        checked.append(dict(item))
+    return json.dumps(checked)
+
+
+def route_values(record: RouteRecord) -> dict[str, Any]:
+    """Column values of a routing decision, for a bulk insert (``id`` is assigned by the
+    database). Quotes, allocations and notes must hold strings only (``TypeError`` otherwise)."""
+    for note in record.notes:
+        if not isinstance(note, str):
+            raise TypeError(f"route notes: {note!r} is not a string")
+    return {
+        **plain(record, frozenset({"quotes", "allocations", "notes"})),
+        "quotes": _string_maps_json(record.quotes, "route quotes"),
+        "allocations": _string_maps_json(record.allocations, "route allocations"),
+        "notes": json.dumps(list(record.notes)),
+    }
+
+
+def route_from_row(row: RouteDecisionRow) -> RouteRecord:
+    """Rebuild a routing decision from its row."""
+    values = row.model_dump(exclude={"id", "side", "quotes", "allocations", "notes"})
+    return RouteRecord(
+        **values,
+        side=Side(row.side),
+        quotes=tuple(json.loads(row.quotes)),
+        allocations=tuple(json.loads(row.allocations)),
+        notes=tuple(json.loads(row.notes)),
     )
