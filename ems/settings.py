@@ -2,18 +2,33 @@
 
 Loaded from a TOML file (``config/ems.example.toml`` shows every key) and the environment:
 ``EMS_DATABASE_URL`` (or ``EMS_DATABASE_URL_FILE`` naming a secret file) overrides the
-database. Secrets are never stored in the TOML.
+database. Secrets are never stored in the TOML: a ccxt venue names the environment variables
+that hold its API key and secret (``config/venues.example.toml``).
+
+``venues`` mixes kinds, told apart by ``kind``: ``"sim"`` (the default when ``kind`` is left
+out) or ``"ccxt"`` (a real exchange, live or on paper).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_DB = "sqlite:///var/ems.db"
 
@@ -37,13 +52,135 @@ class SimVenueSettings(_Strict):
     balances: dict[str, Annotated[Decimal, Field(ge=0)]] = Field(
         default_factory=lambda: {"USDT": Decimal("10000000"), "BTC": Decimal("500")}
     )
+    # Derive a distinct venue from the same recording: shift every price by a whole number of
+    # ticks (0.01 for BTC/USDT) and scale every displayed quantity.
+    price_offset: Annotated[Decimal, Field(ge=-1000, le=1000)] = Decimal(0)
+    depth_scale: Annotated[Decimal, Field(gt=0, le=100)] = Decimal(1)
 
     @model_validator(mode="after")
     def _recording_exists(self) -> SimVenueSettings:
         custom = self.source == "recording" and self.recording != "sample"
         if custom and not Path(self.recording).is_file():
             raise ValueError(f"recording file {self.recording!r} does not exist")
+        if self.price_offset % Decimal("0.01") != 0:
+            raise ValueError(
+                f"price_offset {self.price_offset} must be a whole number of 0.01 ticks"
+            )
         return self
+
+
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+_SYMBOL = re.compile(r"^[A-Za-z0-9._]+/[A-Za-z0-9._]+(:[A-Za-z0-9._]+(-[A-Za-z0-9._]+)*)?$")
+DEFAULT_PAPER_BALANCES = {"USDT": Decimal("1000000"), "BTC": Decimal("10")}
+
+
+class CcxtVenueSettings(_Strict):
+    """A real exchange through ccxt: live trading (API key and secret from the environment
+    variables NAMED here) or, with ``paper = true``, its live market data matched by our
+    simulator (no keys, simulated ``balances``)."""
+
+    # never echo a rejected value back: a misplaced API key must not end up in an error message
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+    kind: Literal["ccxt"]
+    exchange: str
+    symbols: Annotated[tuple[str, ...], Field(min_length=1)]
+    sandbox: bool = False
+    paper: bool = False
+    api_key_env: str | None = None
+    api_secret_env: str | None = None
+    rate_limit: bool = True
+    websocket: bool = True
+    book_max_age_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+    latency_ms: Annotated[int, Field(ge=0, le=10_000)] = 20
+    balances: dict[str, Annotated[Decimal, Field(ge=0)]] | None = None
+
+    @field_validator("exchange")
+    @classmethod
+    def _known_exchange(cls, exchange: str) -> str:
+        from ems.venues.ccxt_venue import exchange_ids  # ccxt is imported by venues only
+
+        known = exchange_ids()
+        if exchange not in known:
+            close = difflib.get_close_matches(exchange.lower(), sorted(known), n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise ValueError(
+                f"{exchange!r} is not a ccxt exchange id (see ccxt.exchanges, e.g. binance, "
+                f"binanceusdm, coinbase){hint}"
+            )
+        return exchange
+
+    @field_validator("symbols")
+    @classmethod
+    def _unified_symbols(cls, symbols: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [symbol for symbol in symbols if not _SYMBOL.match(symbol)]
+        if bad:
+            raise ValueError(
+                f"symbols must be ccxt unified symbols like BTC/USDT or BTC/USDT:USDT; got {bad}"
+            )
+        repeated = sorted({symbol for symbol in symbols if symbols.count(symbol) > 1})
+        if repeated:
+            raise ValueError(f"symbols must be unique; repeated: {', '.join(repeated)}")
+        return symbols
+
+    @field_validator("api_key_env", "api_secret_env")
+    @classmethod
+    def _env_var_name(cls, name: str | None) -> str | None:
+        if name is not None and not _ENV_NAME.match(name):
+            raise ValueError(
+                "must be the NAME of an environment variable (capital letters, digits and "
+                "underscores, not starting with a digit, e.g. EMS_BINANCE_KEY), never the key "
+                "itself"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _live_needs_keys(self) -> CcxtVenueSettings:
+        if not self.paper:
+            missing = [
+                key for key in ("api_key_env", "api_secret_env") if getattr(self, key) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"venue {self.name!r} trades live, so it needs {' and '.join(missing)}: the "
+                    "names of the environment variables holding the exchange API key and "
+                    "secret (e.g. EMS_BINANCE_KEY / EMS_BINANCE_SECRET); set paper = true to "
+                    "trade on paper without keys"
+                )
+            paper_only = sorted({"balances", "latency_ms"} & self.model_fields_set)
+            if paper_only:
+                raise ValueError(
+                    f"venue {self.name!r}: {', '.join(paper_only)} only apply to paper venues "
+                    "(a live venue has the exchange's balances and latency)"
+                )
+        if self.api_key_env is not None and self.api_key_env == self.api_secret_env:
+            raise ValueError(
+                f"venue {self.name!r}: api_key_env and api_secret_env name the same variable"
+            )
+        return self
+
+    def paper_balances(self) -> dict[str, Decimal]:
+        """Starting balances of a paper venue (``balances``, or 1,000,000 USDT and 10 BTC)."""
+        return dict(DEFAULT_PAPER_BALANCES if self.balances is None else self.balances)
+
+
+def _venue_kind(value: Any) -> str:
+    """The ``kind`` of a venue entry; ``"sim"`` when left out."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "sim"))
+    return str(getattr(value, "kind", "sim"))
+
+
+VenueSettings = Annotated[
+    Annotated[SimVenueSettings, Tag("sim")] | Annotated[CcxtVenueSettings, Tag("ccxt")],
+    Discriminator(
+        _venue_kind,
+        custom_error_type="venue_kind",
+        custom_error_message="venue kind must be 'sim' or 'ccxt'",
+    ),
+]
+"""One entry of ``venues``: a simulated venue or a ccxt exchange, by ``kind``."""
 
 
 class Settings(_Strict):
@@ -53,7 +190,20 @@ class Settings(_Strict):
     step_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     in_flight_grace_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     limit_collar: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.10")
-    venues: tuple[SimVenueSettings, ...] = (SimVenueSettings(name="binance-sim"),)
+    max_venue_share: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.6")
+    refit_interval_s: Annotated[float, Field(ge=1, le=86_400)] = 60.0
+    venues: tuple[VenueSettings, ...] = (
+        SimVenueSettings(name="binance-sim"),
+        SimVenueSettings(
+            name="binance-sim-thin",
+            price_offset=Decimal("0.50"),
+            depth_scale=Decimal("0.4"),
+            latency_ms=45,
+            maker_fee=Decimal("0.0008"),
+            taker_fee=Decimal("0.0009"),
+        ),
+        SimVenueSettings(name="synthetic-sim", source="synthetic", seed=42, latency_ms=35),
+    )
 
     @field_validator("database_url")
     @classmethod

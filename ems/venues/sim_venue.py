@@ -246,8 +246,13 @@ class SimVenue:
         config: SimVenueConfig,
         clock: Clock,
         feeds: Mapping[str, Iterable[MarketEvent]],
+        *,
+        first_trade_id: int = 1,
     ) -> None:
-        """``feeds`` maps each configured symbol to its time-ordered market events."""
+        """``feeds`` maps each configured symbol to its time-ordered market events (empty for a
+        live feed pushed with ``apply_market_event``). Fill trade ids are ``<name>-<n>`` from
+        ``first_trade_id`` on: a venue that outlives the process (paper trading) starts them
+        where no earlier run can have reached, since the store keeps one fill per trade id."""
         self.config = config
         self._clock = clock
         self._instruments = {
@@ -260,7 +265,7 @@ class SimVenue:
         }
         if set(feeds) != set(self._instruments):
             raise ValueError(f"{config.name}: feeds {sorted(feeds)} do not match the instruments")
-        trade_ids = count(1)
+        trade_ids = count(first_trade_id)
         self._engines = {
             symbol: MatchingEngine(inst, trade_ids=trade_ids)
             for symbol, inst in self._instruments.items()
@@ -373,6 +378,20 @@ class SimVenue:
             else:
                 break
         self._now = max(self._now, ts)
+
+    def apply_market_event(self, symbol: str, event: MarketEvent) -> None:
+        """Process one live market event of ``symbol`` (paper trading on a live feed).
+
+        Order actions due up to ``event.ts`` run first, as in ``advance_to``. Live events must
+        come in time order: one older than ``now`` raises ``ValueError``.
+        """
+        if symbol not in self._engines:
+            raise ValueError(f"{self.name}: unknown symbol {symbol}")
+        ts = ensure_utc(event.ts)
+        if ts < self._now:
+            raise ValueError(f"{self.name}: event at {ts} is older than the venue time {self._now}")
+        self.advance_to(ts)
+        self._on_market(symbol, event)
 
     def _catch_up(self) -> None:
         self.advance_to(self._clock.now())
