@@ -19,7 +19,8 @@ from ems.intake import IntakeLimits
 from ems.manager import ManagerConfig, ParentOrderManager
 from ems.ports import VenuePort
 from ems.profiles import default_volume_profile
-from ems.settings import Settings, SimVenueSettings
+from ems.routing import RoutingConfig
+from ems.settings import Settings, SimVenueSettings, VenueSettings
 from ems.store import SqlStore
 from ems.venues.replay import (
     BookDiff,
@@ -54,8 +55,14 @@ def looped_recording(events: list[MarketEvent], start: datetime) -> Iterator[Mar
         shift += span
 
 
-def build_venue(spec: SimVenueSettings, clock: Clock) -> SimVenue:
-    """A simulated venue from its settings, starting at ``clock.now()``."""
+def build_venue(spec: VenueSettings, clock: Clock) -> VenuePort:
+    """The venue ``spec`` describes: simulated (starting at ``clock.now()``), or a ccxt exchange,
+    live or on paper. A ccxt venue must be ``await venue.start()``-ed (markets) before use and
+    ``await venue.close()``-d at shutdown."""
+    if not isinstance(spec, SimVenueSettings):
+        from ems.venues.paper_venue import ccxt_venue_from_settings
+
+        return ccxt_venue_from_settings(spec, clock)
     instrument = binance_btcusdt_instrument(
         spec.name, maker_fee=spec.maker_fee, taker_fee=spec.taker_fee
     )
@@ -64,6 +71,8 @@ def build_venue(spec: SimVenueSettings, clock: Clock) -> SimVenue:
         (instrument,),
         balances=dict(spec.balances),
         latency=timedelta(milliseconds=spec.latency_ms),
+        price_offset=spec.price_offset,
+        depth_scale=spec.depth_scale,
     )
     if spec.source == "synthetic":
         return SimVenue.from_synthetic(clock=clock, config=config, seed=spec.seed)
@@ -77,6 +86,10 @@ def build_manager(settings: Settings, store: SqlStore, clock: Clock) -> ParentOr
     config = ManagerConfig(
         in_flight_grace=timedelta(seconds=settings.in_flight_grace_s),
         intake=IntakeLimits(limit_collar=settings.limit_collar),
+        routing=RoutingConfig(
+            max_venue_share=settings.max_venue_share,
+            refit_interval=timedelta(seconds=settings.refit_interval_s),
+        ),
     )
     return ParentOrderManager(
         store, venues, clock, config=config, volume_profile=default_volume_profile()
@@ -112,6 +125,10 @@ def serve(settings: Settings) -> None:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for venue in manager.venues.values():
+            start = getattr(venue, "start", None)
+            if start is not None:
+                await start()  # exchange venues load their markets
         await manager.recover()
         stop = asyncio.Event()
         engine = asyncio.create_task(run_engine(manager, settings.step_interval_s, stop))
@@ -121,6 +138,10 @@ def serve(settings: Settings) -> None:
         finally:
             stop.set()
             await engine
+            for venue in manager.venues.values():
+                close = getattr(venue, "close", None)
+                if close is not None:
+                    await close()
             store.close()
 
     app = create_app(manager, store, lifespan=lifespan)

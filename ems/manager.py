@@ -14,6 +14,7 @@ restart), so memory never runs ahead of what is durable.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -24,7 +25,7 @@ from decimal import Decimal
 from algos import registry
 from algos.base import MarketView, ParentView, SliceIntent, VolumeCurve, WorkingChild
 from ems.clock import Clock
-from ems.domain import OrderBook, OrderRequest, OrderType, ensure_utc
+from ems.domain import OrderBook, OrderRequest, OrderType, Side, ensure_utc
 from ems.errors import (
     Conflict,
     EmsError,
@@ -66,8 +67,12 @@ from ems.intake import (
 )
 from ems.orders import PARENT_TRANSITIONS, ChildOrder, ChildStatus, ParentOrder, ParentStatus
 from ems.ports import Batch, StorePort, VenuePort
+from ems.preview import PreviewResult, VenuePreview
 from ems.reconcile import events_from_venue_state, reconcile_child
+from ems.routing import RoutingConfig, RoutingDesk, strictest_instrument
 from routers.basic import choose_venue
+from routers.sor import consolidated_book, expected_cost_bps, route
+from routers.types import RouteRequest, VenueState
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +82,7 @@ class ManagerConfig:
     in_flight_grace: timedelta = timedelta(seconds=10)
     book_depth: int = 50
     intake: IntakeLimits = field(default_factory=IntakeLimits)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
 
 
 def new_parent_id() -> str:
@@ -123,6 +129,7 @@ class ParentOrderManager:
         self.config = config or ManagerConfig()
         self._id_factory = id_factory
         self.volume_profile = volume_profile
+        self.routing = RoutingDesk(venues, store, self.config.routing)
         self._replan: set[str] = set()
         self._parents: dict[str, ParentOrder] = {}
         self._children: dict[str, dict[str, ChildOrder]] = {}
@@ -188,6 +195,54 @@ class ParentOrderManager:
             "parent %s accepted: %s %s %s", stored.id, stored.side, stored.quantity, stored.symbol
         )
         return stored, True
+
+    async def preview(self, new: NewParent) -> PreviewResult:
+        """Expected all-in cost of a proposed parent, per venue alone and routed; stores nothing.
+
+        Validated like ``submit`` (same ``InvalidOrder`` naming the field).
+        """
+        listings = {name: venue.instruments() for name, venue in self.venues.items()}
+        venue_names = resolve_venues(new, listings)
+        now = self.clock.now()
+        states = await self.routing.venue_states(new.symbol, new.side, venue_names, now)
+        instruments = [listings[name][new.symbol] for name in venue_names]
+        _, mid = check_parent(new, instruments, [s.book for s in states], now, self.config.intake)
+        if mid is None:
+            return PreviewResult(new.symbol, new.side, new.quantity, None, None, None, ())
+        collar = mid * self.config.intake.limit_collar
+        cap = new.limit_price or (mid + collar if new.side is Side.BUY else mid - collar)
+        tradable = [s for s in states if s.health.tradable]
+        request = RouteRequest(
+            new.side, new.quantity, cap, True, self.config.routing.max_venue_share
+        )
+        decision = route(request, tradable) if tradable else None
+        allocated = {a.venue: a.qty for a in decision.allocations} if decision else {}
+        venues = []
+        for state in states:
+            alone = expected_cost_bps(new.side, new.quantity, state, mid, limit=cap)
+            venues.append(
+                VenuePreview(
+                    venue=state.venue,
+                    tradable=state.health.tradable,
+                    reason=state.health.reason.value,
+                    best_bid=state.book.best_bid,
+                    best_ask=state.book.best_ask,
+                    expected_cost_bps=_as_bps(alone),
+                    expected_cost=_cost(alone, new.quantity, mid),
+                    allocated_qty=allocated.get(state.venue, Decimal(0)),
+                )
+            )
+        total = decision.expected_cost_bps if decision and decision.allocations else None
+        routed = sum(allocated.values(), Decimal(0))
+        return PreviewResult(
+            symbol=new.symbol,
+            side=new.side,
+            quantity=new.quantity,
+            mid=mid,
+            total_expected_cost_bps=_as_bps(total),
+            total_expected_cost=_cost(total, routed, mid),
+            venues=tuple(venues),
+        )
 
     async def cancel(self, parent_id: str, reason: str = "cancelled by user") -> ParentOrder:
         """Stop a parent: no new children; working ones are cancelled on the next step."""
@@ -267,6 +322,7 @@ class ParentOrderManager:
         for parent in self.store.active_parents():
             parent.last_fill_at = max((f.ts for f in self.store.fills(parent.id)), default=None)
             self._track(parent, self.store.children(parent.id))
+        self.routing.load_fits()
         changes = _Changes()
         await self._reconcile(self._child_index.values(), self.clock.now(), changes)
         self._needs_recovery = False
@@ -300,6 +356,9 @@ class ParentOrderManager:
             await self._send(child, changes)
         self._commit(changes)
         self._forget_terminal()
+        if self.routing.refit_due(now):
+            symbols = {symbol for venue in self.venues.values() for symbol in venue.instruments()}
+            self.routing.refit(symbols, now)
 
     async def _collect_venue_updates(self, now: datetime, changes: _Changes) -> None:
         for venue in self.venues.values():
@@ -348,20 +407,23 @@ class ParentOrderManager:
         new_children: list[ChildOrder],
     ) -> None:
         live = self.live_children(parent.id)
-        books = await self._books(parent.symbol, parent.venues)
-        venue_name = choose_venue(parent.side, books)
-        if venue_name is None:
-            self._hold(parent, now, "no venue has a usable book", changes)
+        states = await self.routing.venue_states(parent.symbol, parent.side, parent.venues, now)
+        tradable = [s for s in states if s.health.tradable]
+        if not tradable:
+            why = "; ".join(f"{s.venue} {s.health.reason.value}" for s in states)
+            self._hold(parent, now, f"no venue can take orders ({why or 'none answered'})", changes)
             return
-        venue = self.venues[venue_name]
-        instrument = venue.instruments()[parent.symbol]
+        book = consolidated_book([s.book for s in tradable])
+        instrument = strictest_instrument([s.instrument for s in tradable])
         view = _parent_view(parent, live)
         market = MarketView(
-            book=books[venue_name],
+            book=book,
             instrument=instrument,
             volume_since_start=await self._volume_since(parent, now),
             volume_profile=self.volume_profile,
-            native_iceberg=getattr(venue, "native_iceberg", False),
+            native_iceberg=any(
+                getattr(self.venues[s.venue], "native_iceberg", False) for s in tradable
+            ),
         )
         try:
             algo = registry.get(parent.algo)
@@ -379,16 +441,71 @@ class ParentOrderManager:
             return
         cancels.extend(c for c in live if c.client_order_id in plan.cancel)
         if plan.hold_reason:
-            mid = books[venue_name].mid
-            if mid is not None:
-                self._maybe_finish_dust(
-                    parent, view, instrument.min_tradable_qty(mid), now, changes
-                )
+            if book.mid is not None:
+                minimum = instrument.min_tradable_qty(book.mid)
+                self._maybe_finish_dust(parent, view, minimum, now, changes)
             if not parent.is_terminal:
                 self._hold(parent, now, plan.hold_reason, changes)
             return
         for intent in plan.slices:
-            new_children.append(self._new_child(parent, venue_name, intent, now, changes))
+            await self._route_slice(parent, intent, tradable, now, changes, new_children)
+
+    async def _route_slice(
+        self,
+        parent: ParentOrder,
+        intent: SliceIntent,
+        tradable: list[VenueState],
+        now: datetime,
+        changes: _Changes,
+        new_children: list[ChildOrder],
+    ) -> None:
+        """Split one slice across venues with the router; one child per allocation."""
+        states = tradable
+        max_share = self.config.routing.max_venue_share
+        if intent.display_qty is not None:  # a native iceberg lives on one venue
+            natives = [
+                s for s in tradable if getattr(self.venues[s.venue], "native_iceberg", False)
+            ]
+            best = choose_venue(parent.side, {s.venue: s.book for s in natives})
+            states = [s for s in natives if s.venue == best]
+            max_share = Decimal(1)
+        request = RouteRequest(parent.side, intent.qty, intent.price, intent.aggressive, max_share)
+        decision = route(request, states)
+        by_venue = {s.venue: s for s in states}
+        made: list[ChildOrder] = []
+        for allocation in decision.allocations:
+            state = by_venue[allocation.venue]
+            recent = await self._recent_volume(allocation.venue, parent.symbol, now)
+            mid, x_depth, x_volume = self.routing.routing_context(
+                state, parent.side, allocation.qty, recent
+            )
+            child = self._new_child(
+                parent,
+                allocation.venue,
+                dataclasses.replace(intent, qty=allocation.qty, price=allocation.price),
+                now,
+                changes,
+            )
+            child.decision_mid = mid
+            child.expected_cost_bps = Decimal(str(allocation.expected_cost_bps)).quantize(
+                Decimal("0.000001")
+            )
+            child.x_depth, child.x_volume = x_depth, x_volume
+            made.append(child)
+        new_children.extend(made)
+        changes.batch.routes.append(
+            self.routing.route_record(parent.id, now, request, decision, made)
+        )
+        if not made:
+            notes = "; ".join(decision.notes) or "no venue could take the slice"
+            self._hold(parent, now, f"slice not routed: {notes}", changes)
+
+    async def _recent_volume(self, venue: str, symbol: str, now: datetime) -> Decimal:
+        since = now - self.config.routing.recent_volume_window
+        try:
+            return await self.venues[venue].traded_volume(symbol, since)
+        except VenueError:
+            return Decimal(0)
 
     async def _volume_since(self, parent: ParentOrder, now: datetime) -> Decimal:
         """Market volume traded on the parent's venues since it started (unreachable: skipped)."""
@@ -460,13 +577,17 @@ class ParentOrderManager:
         try:
             state = await venue.submit(request)
         except VenueRejected as exc:
+            self.routing.succeeded(child.venue, now)
             self._apply_child_events(child, [ChildRejected(now, cid, str(exc))], changes)
         except RetryableVenueError as exc:
+            self.routing.failed(child.venue, now)
             self._apply_child_events(child, [ChildRejected(now, cid, f"not sent: {exc}")], changes)
         except SubmitOutcomeUnknown:
+            self.routing.failed(child.venue, now)
             log.warning("submit of %s timed out; in flight until reconciled", cid)
             self._apply_child_events(child, [ChildSubmitted(now, cid)], changes)
         else:
+            self.routing.succeeded(child.venue, now)
             self._apply_child_events(child, [ChildSubmitted(now, cid)], changes)
             self._apply_child_events(child, events_from_venue_state(child, state, now), changes)
 
@@ -510,6 +631,10 @@ class ParentOrderManager:
                 continue
             changes.children[child.client_order_id] = child
             changes.batch.events.append((child.parent_id, event))
+            if child.is_terminal:
+                point = RoutingDesk.impact_point(child, event.ts)
+                if point is not None:
+                    changes.batch.impact_points.append(point)
             if isinstance(event, ChildFilled) and parent is not None:
                 changes.batch.fills.append((parent.id, event.fill))
                 self._roll_up(parent, event, changes)
@@ -638,3 +763,14 @@ def _working_view(child: ChildOrder) -> WorkingChild:
         created_at=child.created_at,
         cancel_pending=child.status is ChildStatus.PENDING_CANCEL,
     )
+
+
+def _as_bps(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(str(value)).quantize(Decimal("0.0001"))
+
+
+def _cost(bps: float | None, qty: Decimal, mid: Decimal) -> Decimal | None:
+    """A cost in bps of ``mid`` as an amount of quote currency for ``qty``."""
+    if bps is None:
+        return None
+    return (Decimal(str(bps)) * qty * mid / 10_000).quantize(Decimal("0.01"))
