@@ -68,7 +68,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from statistics import median
@@ -690,6 +690,37 @@ def _passive_cost(state: VenueState, side: Side, price: Decimal, ref: float) -> 
     return BPS * (move + p * fee) / ref, BPS * p * fee / ref
 
 
+PASSIVE_COST_TOLERANCE_BPS = 0.25
+
+
+def _cheapest_passive(
+    request: RouteRequest,
+    by_name: Mapping[str, VenueState],
+    capacity: dict[str, Decimal],
+    reasons: dict[str, str],
+) -> dict[str, Decimal]:
+    """Venues a passive slice should rest on: those whose maker fee is within
+    ``PASSIVE_COST_TOLERANCE_BPS`` of the cheapest, then the next cheapest ones only while the
+    chosen venues cannot hold the whole slice.
+
+    Only fees are compared: where a venue's touch sits (a lower bid, a wider spread) would look
+    cheaper to rest on, but such a price is also less likely to be hit, and that trade-off is
+    what the fill probabilities weigh when the slice is split among the chosen venues."""
+    costs = {n: BPS * float(by_name[n].instrument.maker_fee) for n in capacity}
+    if not costs:
+        return capacity
+    best = min(costs.values())
+    chosen: dict[str, Decimal] = {}
+    room = ZERO
+    for name in sorted(costs, key=lambda n: (costs[n], n)):
+        if costs[name] <= best + PASSIVE_COST_TOLERANCE_BPS or room < request.qty:
+            chosen[name] = capacity[name]
+            room += capacity[name]
+        else:
+            reasons[name] = f"maker fee {costs[name]:.2f} bps is above the cheapest {best:.2f} bps"
+    return chosen
+
+
 def _route_passive(
     request: RouteRequest,
     venues: Sequence[VenueState],
@@ -722,6 +753,7 @@ def _route_passive(
     _apply_share_cap(request, venues, capacity, reasons, notes, prices=prices)
 
     by_name = {state.venue: state for state in venues}
+    capacity = _cheapest_passive(request, by_name, capacity, reasons)
     weights = {n: Decimal(repr(min(max(by_name[n].fill_probability, 0.0), 1.0))) for n in capacity}
     if weights and all(w == 0 for w in weights.values()):
         notes.append("every fill probability is 0: split evenly")

@@ -554,6 +554,23 @@ def test_passive_split_follows_fill_probabilities() -> None:
     }
 
 
+def test_passive_slice_rests_on_the_cheapest_maker_fee_first() -> None:
+    venues = [
+        state("a", ladder("a", "99.99", "100.01"), maker="0.0002"),
+        state("b", ladder("b", "99.99", "100.01"), maker="0.0001"),
+        state("c", ladder("c", "99.99", "100.01"), maker="0.00012"),
+    ]
+
+    alone = sor.route(passive(Side.BUY, "1", "100.5"), venues)
+    capped = sor.route(passive(Side.BUY, "1", "100.5", share="0.6"), venues)
+
+    # b and c are within the tolerance of each other; a's fee is a full bp dearer.
+    assert set(allocated(alone)) == {"b", "c"}
+    assert any("maker fee" in q.reason for q in alone.quotes if q.venue == "a")
+    # Capped at 60 %, b and c still hold the whole slice between them.
+    assert set(allocated(capped)) == {"b", "c"} and sum(allocated(capped).values()) == D(1)
+
+
 def test_passive_buy_never_rests_above_the_limit() -> None:
     venues = [state("a", ladder("a", "100.40", "100.60"), fill_probability=0.9)]
     decision = sor.route(passive(Side.BUY, "1", "100.333"), venues)
