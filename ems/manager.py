@@ -25,7 +25,7 @@ from decimal import Decimal
 from algos import registry
 from algos.base import MarketView, ParentView, SliceIntent, VolumeCurve, WorkingChild
 from ems.clock import Clock
-from ems.domain import OrderBook, OrderRequest, OrderType, Side, ensure_utc
+from ems.domain import Instrument, OrderBook, OrderRequest, OrderType, Side, ensure_utc
 from ems.errors import (
     Conflict,
     EmsError,
@@ -69,12 +69,28 @@ from ems.orders import PARENT_TRANSITIONS, ChildOrder, ChildStatus, ParentOrder,
 from ems.ports import Batch, StorePort, VenuePort
 from ems.preview import PreviewResult, VenuePreview
 from ems.reconcile import events_from_venue_state, reconcile_child
+from ems.risk_desk import RiskDesk
 from ems.routing import RoutingConfig, RoutingDesk, strictest_instrument
+from risk.limits import RiskLimits
+from risk.types import Denied
 from routers.basic import choose_venue
 from routers.sor import consolidated_book, expected_cost_bps, route
 from routers.types import RouteRequest, VenueState
 
 log = logging.getLogger(__name__)
+
+
+DESK_LIMITS = RiskLimits(
+    max_child_notional=Decimal(2_000_000),
+    max_parent_notional=Decimal(100_000_000),
+    max_daily_notional=Decimal(250_000_000),
+    max_position={"BTC": Decimal(1_000), "ETH": Decimal(20_000), "SOL": Decimal(500_000)},
+    price_collar_bps=Decimal(100),
+    max_book_age=timedelta(seconds=5),
+    max_orders_per_window=100,
+    order_window=timedelta(seconds=10),
+)
+"""Default limits for a desk accumulating hundreds of BTC (quote amounts in USDT)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +99,7 @@ class ManagerConfig:
     book_depth: int = 50
     intake: IntakeLimits = field(default_factory=IntakeLimits)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    risk_limits: RiskLimits = field(default_factory=lambda: DESK_LIMITS)
 
 
 def new_parent_id() -> str:
@@ -130,6 +147,7 @@ class ParentOrderManager:
         self._id_factory = id_factory
         self.volume_profile = volume_profile
         self.routing = RoutingDesk(venues, store, self.config.routing)
+        self.risk = RiskDesk(self.config.risk_limits)
         self._replan: set[str] = set()
         self._parents: dict[str, ParentOrder] = {}
         self._children: dict[str, dict[str, ChildOrder]] = {}
@@ -323,6 +341,7 @@ class ParentOrderManager:
             parent.last_fill_at = max((f.ts for f in self.store.fills(parent.id)), default=None)
             self._track(parent, self.store.children(parent.id))
         self.routing.load_fits()
+        self.risk.rebuild(self.store.fills_since(None), self._instruments(), self.clock.now())
         changes = _Changes()
         await self._reconcile(self._child_index.values(), self.clock.now(), changes)
         self._needs_recovery = False
@@ -475,6 +494,18 @@ class ParentOrderManager:
         made: list[ChildOrder] = []
         for allocation in decision.allocations:
             state = by_venue[allocation.venue]
+            verdict = self.risk.check(
+                state.instrument,
+                parent.side,
+                allocation.qty,
+                allocation.price,
+                state.book,
+                decision.mid,
+                now,
+            )
+            if isinstance(verdict, Denied):
+                self._deny(parent, now, allocation.venue, verdict, changes)
+                continue
             recent = await self._recent_volume(allocation.venue, parent.symbol, now)
             mid, x_depth, x_volume = self.routing.routing_context(
                 state, parent.side, allocation.qty, recent
@@ -491,6 +522,7 @@ class ParentOrderManager:
                 Decimal("0.000001")
             )
             child.x_depth, child.x_volume = x_depth, x_volume
+            self.risk.order_sent(allocation.venue, now)
             made.append(child)
         new_children.extend(made)
         changes.batch.routes.append(
@@ -635,6 +667,10 @@ class ParentOrderManager:
                 point = RoutingDesk.impact_point(child, event.ts)
                 if point is not None:
                     changes.batch.impact_points.append(point)
+            if isinstance(event, ChildFilled):
+                instrument = self.venues[child.venue].instruments().get(child.symbol)
+                if instrument is not None:
+                    self.risk.on_fill(event.fill, instrument)
             if isinstance(event, ChildFilled) and parent is not None:
                 changes.batch.fills.append((parent.id, event.fill))
                 self._roll_up(parent, event, changes)
@@ -678,6 +714,23 @@ class ParentOrderManager:
             for c in self.live_children(parent_id)
             if not c.status.outcome_unknown and c.status is not ChildStatus.PENDING_CANCEL
         ]
+
+    def _deny(
+        self, parent: ParentOrder, now: datetime, venue: str, verdict: Denied, changes: _Changes
+    ) -> None:
+        """Record a risk denial against the parent with its reason code (once per reason)."""
+        detail = f"{venue}: {verdict.detail}"
+        if self._holds.get(parent.id) == detail:
+            return
+        self._holds[parent.id] = detail
+        changes.parent_event(parent, ParentNote(now, parent.id, verdict.code.value, detail))
+
+    def _instruments(self) -> dict[tuple[str, str], Instrument]:
+        return {
+            (name, symbol): instrument
+            for name, venue in self.venues.items()
+            for symbol, instrument in venue.instruments().items()
+        }
 
     def _hold(self, parent: ParentOrder, now: datetime, reason: str, changes: _Changes) -> None:
         """Record why a parent sends nothing, once per distinct reason."""

@@ -224,6 +224,10 @@ class StorePort(Protocol):
         """Fills of a parent in time order."""
         ...
 
+    def fills_since(self, since: datetime | None = None) -> list[Fill]:
+        """Every fill of every parent at or after ``since``, in time order."""
+        ...
+
     def events(self, parent_id: str) -> list[EventRecord]:
         """The event log of a parent (its children's events included) in append order."""
         ...

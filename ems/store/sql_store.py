@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from ems.domain import Fill
+from ems.domain import Fill, ensure_utc
 from ems.errors import Conflict
 from ems.events import Event
 from ems.orders import PARENT_TERMINAL, ChildOrder, ParentOrder, ParentStatus
@@ -260,6 +260,15 @@ class SqlStore:
                 .where(FillRow.parent_id == parent_id)
                 .order_by(col(FillRow.ts), col(FillRow.id))
             ).all()
+            return [fill_from_row(row) for row in rows]
+
+    def fills_since(self, since: datetime | None = None) -> list[Fill]:
+        """Every fill (all parents) at or after ``since``, in time order."""
+        with self._read() as session:
+            query = select(FillRow)
+            if since is not None:
+                query = query.where(FillRow.ts >= ensure_utc(since))
+            rows = session.exec(query.order_by(col(FillRow.ts), col(FillRow.id))).all()
             return [fill_from_row(row) for row in rows]
 
     def events(self, parent_id: str) -> list[EventRecord]:

@@ -1,0 +1,115 @@
+"""The manager's risk desk: the state the pure pre-trade checks need, kept from our own fills.
+
+It keeps signed positions per asset (spot long positive, a short perpetual negative, by the
+contract size of each instrument), the notional traded since UTC midnight, the trading state of
+each venue and of the whole desk (ACTIVE / REDUCING / HALTED), and a rolling order-rate window per
+venue. ``check`` turns a proposed child into a ``ChildIntent`` and a ``RiskContext`` and asks
+``risk.checks.check_child`` for a verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+
+from ems.domain import ZERO, Fill, Instrument, OrderBook, Side
+from risk.checks import ChildIntent, RiskContext, check_child
+from risk.limits import DEFAULT_LIMITS, RiskLimits
+from risk.throttle import OrderRateWindow, record
+from risk.types import TradingState, Verdict
+
+
+class RiskDesk:
+    """Positions, daily notional, trading states and order rates for pre-trade checks."""
+
+    def __init__(self, limits: RiskLimits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self.global_state = TradingState.ACTIVE
+        self.venue_states: dict[str, TradingState] = {}
+        self._positions: dict[str, Decimal] = {}
+        self._day: tuple[int, int, int] | None = None
+        self._day_notional = ZERO
+        self._rates: dict[str, OrderRateWindow] = {}
+
+    @property
+    def positions(self) -> Mapping[str, Decimal]:
+        """Signed net position per asset in base units, from our own fills."""
+        return dict(self._positions)
+
+    def day_notional(self, now: datetime) -> Decimal:
+        return self._day_notional if self._day == _day_of(now) else ZERO
+
+    def set_state(self, state: TradingState, venue: str | None = None) -> None:
+        """Set the trading state of one venue, or of the whole desk when ``venue`` is None."""
+        if venue is None:
+            self.global_state = state
+        else:
+            self.venue_states[venue] = state
+
+    def rebuild(
+        self,
+        fills: Iterable[Fill],
+        instruments: Mapping[tuple[str, str], Instrument],
+        now: datetime,
+    ) -> None:
+        """Recompute positions and today's notional from every recorded fill (after a restart)."""
+        self._positions.clear()
+        self._day, self._day_notional = _day_of(now), ZERO
+        for fill in fills:
+            instrument = instruments.get((fill.venue, fill.symbol))
+            if instrument is not None:
+                self.on_fill(fill, instrument, count_notional=_day_of(fill.ts) == self._day)
+
+    def on_fill(self, fill: Fill, instrument: Instrument, *, count_notional: bool = True) -> None:
+        """Account one of our fills."""
+        change = fill.side.sign * fill.qty * instrument.contract_size
+        self._positions[instrument.base] = self._positions.get(instrument.base, ZERO) + change
+        if count_notional:
+            day = _day_of(fill.ts)
+            if day != self._day:
+                self._day, self._day_notional = day, ZERO
+            self._day_notional += fill.qty * fill.price * instrument.contract_size
+
+    def check(
+        self,
+        instrument: Instrument,
+        side: Side,
+        qty: Decimal,
+        price: Decimal,
+        book: OrderBook,
+        consensus_mid: Decimal | None,
+        now: datetime,
+    ) -> Verdict:
+        """The pre-trade verdict on one proposed child."""
+        intent = ChildIntent(
+            venue=instrument.venue,
+            symbol=instrument.symbol,
+            kind=instrument.kind,
+            base=instrument.base,
+            quote=instrument.quote,
+            side=side,
+            qty=qty,
+            price=price,
+            contract_size=instrument.contract_size,
+        )
+        context = RiskContext(
+            now=now,
+            rate_window=self._rates.get(instrument.venue) or OrderRateWindow(instrument.venue),
+            consensus_mid=consensus_mid,
+            book_ts=book.ts,
+            positions=self._positions,
+            day_notional=self.day_notional(now),
+            venue_state=self.venue_states.get(instrument.venue, TradingState.ACTIVE),
+            global_state=self.global_state,
+        )
+        return check_child(intent, context, self.limits)
+
+    def order_sent(self, venue: str, now: datetime) -> None:
+        """Count an order against the venue's rate window."""
+        window = self._rates.get(venue) or OrderRateWindow(venue)
+        self._rates[venue] = record(window, now, self.limits)
+
+
+def _day_of(moment: datetime) -> tuple[int, int, int]:
+    return (moment.year, moment.month, moment.day)
