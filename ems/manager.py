@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -66,13 +67,13 @@ from ems.intake import (
     resolve_venues,
 )
 from ems.orders import PARENT_TRANSITIONS, ChildOrder, ChildStatus, ParentOrder, ParentStatus
-from ems.ports import Batch, StorePort, VenuePort
+from ems.ports import AuditRecord, Batch, StorePort, VenuePort
 from ems.preview import PreviewResult, VenuePreview
 from ems.reconcile import events_from_venue_state, reconcile_child
-from ems.risk_desk import RiskDesk
+from ems.risk_desk import RiskDesk, limits_from_json, limits_to_json
 from ems.routing import RoutingConfig, RoutingDesk, strictest_instrument
 from risk.limits import RiskLimits
-from risk.types import Denied
+from risk.types import Denied, TradingState
 from routers.basic import choose_venue
 from routers.sor import consolidated_book, expected_cost_bps, route
 from routers.types import RouteRequest, VenueState
@@ -273,6 +274,67 @@ class ParentOrderManager:
     async def resume(self, parent_id: str) -> ParentOrder:
         return self._command(parent_id, lambda now: ParentResumed(now, parent_id))
 
+    # --- risk administration -------------------------------------------------------------
+
+    async def set_trading_state(
+        self, state: TradingState, *, venue: str | None, actor: str, reason: str
+    ) -> AuditRecord:
+        """Set the desk's (``venue`` None) or one venue's trading state; durable and audited.
+
+        HALTED also trips the venue's kill switch in routing, so it receives nothing at all.
+        """
+        if venue is not None and venue not in self.venues:
+            known = ", ".join(sorted(self.venues))
+            raise InvalidOrder(
+                f"unknown venue {venue!r}; configured venues: {known}", field="venue"
+            )
+        async with self._lock:
+            before = self.risk.global_state if venue is None else self.risk.state_of(venue)
+            record = AuditRecord(
+                ts=self.clock.now(),
+                actor=actor,
+                action="trading_state",
+                scope=venue or "global",
+                before=json.dumps(before.value),
+                after=json.dumps(state.value),
+                reason=reason,
+            )
+            self.store.add_audit(record)
+            self._apply_trading_state(state, venue)
+            return record
+
+    async def set_risk_limits(self, limits: RiskLimits, *, actor: str, reason: str) -> AuditRecord:
+        """Replace the pre-trade limits; durable and audited (before and after are recorded)."""
+        async with self._lock:
+            record = AuditRecord(
+                ts=self.clock.now(),
+                actor=actor,
+                action="risk_limits",
+                scope="global",
+                before=limits_to_json(self.risk.limits),
+                after=limits_to_json(limits),
+                reason=reason,
+            )
+            self.store.add_audit(record)
+            self.risk.limits = limits
+            return record
+
+    def _apply_trading_state(self, state: TradingState, venue: str | None) -> None:
+        self.risk.set_state(state, venue)
+        for name in [venue] if venue is not None else list(self.venues):
+            halted = state is TradingState.HALTED or self.risk.state_of(name) is TradingState.HALTED
+            self.routing.set_kill_switch(name, halted)
+
+    def _restore_risk_settings(self) -> None:
+        """Re-apply the audited trading states and limits after a restart, oldest first."""
+        for record in self.store.audit_log():
+            if record.action == "trading_state":
+                scope = None if record.scope == "global" else record.scope
+                if scope is None or scope in self.venues:
+                    self._apply_trading_state(TradingState(json.loads(record.after)), scope)
+            elif record.action == "risk_limits":
+                self.risk.limits = limits_from_json(record.after)
+
     async def amend(
         self,
         parent_id: str,
@@ -341,6 +403,7 @@ class ParentOrderManager:
             parent.last_fill_at = max((f.ts for f in self.store.fills(parent.id)), default=None)
             self._track(parent, self.store.children(parent.id))
         self.routing.load_fits()
+        self._restore_risk_settings()
         self.risk.rebuild(self.store.fills_since(None), self._instruments(), self.clock.now())
         changes = _Changes()
         await self._reconcile(self._child_index.values(), self.clock.now(), changes)

@@ -138,6 +138,22 @@ class ImpactFitRecord:
     fitted_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An administrative change (trading state, risk limits) with who made it and why.
+
+    ``before`` and ``after`` are JSON texts of the changed setting.
+    """
+
+    ts: datetime
+    actor: str
+    action: str  # "trading_state" or "risk_limits"
+    scope: str  # "global" or a venue name
+    before: str
+    after: str
+    reason: str
+
+
 @dataclass(slots=True)
 class Batch:
     """Everything one step changed; the store writes it in a single transaction."""
@@ -255,6 +271,14 @@ class StorePort(Protocol):
 
     def route_decisions(self, parent_id: str) -> list[RouteRecord]:
         """Routing decisions of a parent, in time order."""
+        ...
+
+    def add_audit(self, record: AuditRecord) -> None:
+        """Append an administrative change to the audit log (its own transaction)."""
+        ...
+
+    def audit_log(self, *, action: str | None = None, limit: int = 1000) -> list[AuditRecord]:
+        """Audit records, oldest first (the newest ``limit``), optionally of one action."""
         ...
 
     def add_api_key(self, record: ApiKeyRecord) -> None: ...

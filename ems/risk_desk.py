@@ -9,8 +9,9 @@ venue. ``check`` turns a proposed child into a ``ChildIntent`` and a ``RiskConte
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from ems.domain import ZERO, Fill, Instrument, OrderBook, Side
@@ -39,6 +40,9 @@ class RiskDesk:
 
     def day_notional(self, now: datetime) -> Decimal:
         return self._day_notional if self._day == _day_of(now) else ZERO
+
+    def state_of(self, venue: str) -> TradingState:
+        return self.venue_states.get(venue, TradingState.ACTIVE)
 
     def set_state(self, state: TradingState, venue: str | None = None) -> None:
         """Set the trading state of one venue, or of the whole desk when ``venue`` is None."""
@@ -113,3 +117,35 @@ class RiskDesk:
 
 def _day_of(moment: datetime) -> tuple[int, int, int]:
     return (moment.year, moment.month, moment.day)
+
+
+def limits_to_json(limits: RiskLimits) -> str:
+    """The limits as JSON text (decimals as strings, durations in seconds)."""
+    return json.dumps(
+        {
+            "max_child_notional": str(limits.max_child_notional),
+            "max_parent_notional": str(limits.max_parent_notional),
+            "max_daily_notional": str(limits.max_daily_notional),
+            "max_position": {asset: str(v) for asset, v in sorted(limits.max_position.items())},
+            "price_collar_bps": str(limits.price_collar_bps),
+            "max_book_age_s": limits.max_book_age.total_seconds(),
+            "max_orders_per_window": limits.max_orders_per_window,
+            "order_window_s": limits.order_window.total_seconds(),
+        },
+        sort_keys=True,
+    )
+
+
+def limits_from_json(text: str) -> RiskLimits:
+    """Inverse of ``limits_to_json``."""
+    raw = json.loads(text)
+    return RiskLimits(
+        max_child_notional=Decimal(raw["max_child_notional"]),
+        max_parent_notional=Decimal(raw["max_parent_notional"]),
+        max_daily_notional=Decimal(raw["max_daily_notional"]),
+        max_position={asset: Decimal(v) for asset, v in raw["max_position"].items()},
+        price_collar_bps=Decimal(raw["price_collar_bps"]),
+        max_book_age=timedelta(seconds=raw["max_book_age_s"]),
+        max_orders_per_window=int(raw["max_orders_per_window"]),
+        order_window=timedelta(seconds=raw["order_window_s"]),
+    )
