@@ -12,6 +12,7 @@ import pytest
 
 from ems.clock import TestClock
 from ems.domain import Side
+from ems.errors import InvalidOrder
 from ems.intake import NewParent
 from ems.manager import DESK_LIMITS, ManagerConfig, ParentOrderManager
 from ems.store import SqlStore
@@ -106,3 +107,41 @@ async def test_positions_and_daily_notional_are_rebuilt_after_a_restart(store: S
 
     assert before[0]["BTC"] == Decimal("0.6")
     assert (restarted.risk.positions, restarted.risk.day_notional(clock.now())) == before
+
+
+async def test_trading_states_and_limits_are_audited_and_survive_a_restart(store: SqlStore) -> None:
+    manager, venue, clock = desk(store)
+    tighter = dataclasses.replace(DESK_LIMITS, max_child_notional=Decimal(1_000))
+
+    await manager.set_trading_state(
+        TradingState.HALTED, venue=VENUE, actor="admin:alice", reason="exchange incident"
+    )
+    await manager.set_risk_limits(tighter, actor="admin:alice", reason="new desk mandate")
+    await manager.set_trading_state(
+        TradingState.REDUCING, venue=None, actor="admin:bob", reason="month end"
+    )
+
+    log = store.audit_log()
+    assert [(r.action, r.scope, r.actor) for r in log] == [
+        ("trading_state", VENUE, "admin:alice"),
+        ("risk_limits", "global", "admin:alice"),
+        ("trading_state", "global", "admin:bob"),
+    ]
+    assert log[0].before == '"active"' and log[0].after == '"halted"'
+    assert '"max_child_notional": "1000"' in log[1].after
+    restarted = ParentOrderManager(store, {VENUE: venue}, clock)
+    await restarted.recover()
+    assert restarted.risk.state_of(VENUE) is TradingState.HALTED
+    assert restarted.risk.global_state is TradingState.REDUCING
+    assert restarted.risk.limits == tighter
+
+
+async def test_unknown_venue_for_a_trading_state_is_refused(store: SqlStore) -> None:
+    manager, _, _ = desk(store)
+
+    with pytest.raises(InvalidOrder, match="unknown venue 'nowhere'"):
+        await manager.set_trading_state(
+            TradingState.HALTED, venue="nowhere", actor="admin", reason="typo"
+        )
+
+    assert store.audit_log() == []

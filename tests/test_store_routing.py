@@ -526,7 +526,7 @@ def _revision(db_url: str) -> str | None:
 def test_the_head_revision_adds_the_routing_tables(db_url: str) -> None:
     migrate(db_url)
 
-    assert _revision(db_url) == _head_revision() == "0003"
+    assert _revision(db_url) == _head_revision() == "0004"
     assert _tables(db_url) == STORE_TABLES | ROUTING_TABLES | {"alembic_version"}
     assert _columns(db_url, "child_orders") >= CHILD_CONTEXT
 

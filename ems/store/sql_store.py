@@ -20,6 +20,7 @@ from ems.events import Event
 from ems.orders import PARENT_TERMINAL, ChildOrder, ParentOrder, ParentStatus
 from ems.ports import (
     ApiKeyRecord,
+    AuditRecord,
     Batch,
     EventRecord,
     ImpactFitRecord,
@@ -29,6 +30,7 @@ from ems.ports import (
 from ems.store.engine import WRITE, create_store_engine, upgrade
 from ems.store.tables import (
     ApiKeyRow,
+    AuditRow,
     ChildRow,
     EventRow,
     FillRow,
@@ -188,7 +190,32 @@ class SqlStore:
         except IntegrityError as exc:
             raise Conflict(f"API key {record.key_id} or its hash is already stored") from exc
 
+    def add_audit(self, record: AuditRecord) -> None:
+        """Append an administrative change to the audit log."""
+        with self._write() as session:
+            session.add(AuditRow(**plain(record, frozenset())))
+
     # -- reads --
+
+    def audit_log(self, *, action: str | None = None, limit: int = 1000) -> list[AuditRecord]:
+        """The newest ``limit`` audit records (optionally of one action), oldest first."""
+        with self._read() as session:
+            query = select(AuditRow)
+            if action is not None:
+                query = query.where(AuditRow.action == action)
+            rows = session.exec(query.order_by(col(AuditRow.id).desc()).limit(limit)).all()
+            return [
+                AuditRecord(
+                    ts=row.ts,
+                    actor=row.actor,
+                    action=row.action,
+                    scope=row.scope,
+                    before=row.before,
+                    after=row.after,
+                    reason=row.reason,
+                )
+                for row in reversed(rows)
+            ]
 
     def get_parent(self, parent_id: str) -> ParentOrder | None:
         """The parent with id ``parent_id``, or None."""

@@ -211,6 +211,21 @@ class RouteDecisionRow(_Row, table=True):
     notes: str = Field(sa_type=Text)  # JSON list of strings
 
 
+class AuditRow(_Row, table=True):
+    """An administrative change: trading state or risk limits (revision 0004)."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, sa_column=Column(_serial(), primary_key=True))
+    ts: datetime = Field(sa_type=UtcDateTime)
+    actor: str
+    action: str = Field(index=True)
+    scope: str
+    before: str = Field(sa_type=Text)
+    after: str = Field(sa_type=Text)
+    reason: str = Field(sa_type=Text)
+
+
 class ApiKeyRow(_Row, table=True):
     __tablename__ = "api_keys"
     __table_args__ = (Index("ix_api_keys_key_hash", "key_hash", unique=True),)
