@@ -281,3 +281,17 @@ def param_choice(raw: Mapping[str, Any], key: str, choices: tuple[str, ...], def
             field=f"algo_params.{key}",
         )
     return value
+
+
+def check_slice_grid(slice_interval_s: int, jitter_pct: float) -> None:
+    """Validate the slice grid shared by the scheduled algorithms (TWAP, VWAP)."""
+    if not 1 <= slice_interval_s <= 3600:
+        raise InvalidOrder(
+            "slice_interval_s must be between 1 and 3600 seconds",
+            field="algo_params.slice_interval_s",
+        )
+    if not 0 <= jitter_pct <= 0.5:
+        raise InvalidOrder(
+            "jitter_pct must be between 0 and 0.5 of a slice interval",
+            field="algo_params.jitter_pct",
+        )

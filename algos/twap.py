@@ -24,6 +24,7 @@ from algos.base import (
     MarketView,
     ParentView,
     Plan,
+    check_slice_grid,
     jittered_slice_time,
     param_float,
     param_int,
@@ -32,7 +33,6 @@ from algos.base import (
 )
 from algos.pricing import MUST_COMPLETE, STYLE_KEYS, ExecutionStyle, lag_urgency, plan_step
 from ems.domain import ZERO
-from ems.errors import InvalidOrder
 
 NAME = "twap"
 KEYS = frozenset({"slice_interval_s", "jitter_pct", "seed"}) | STYLE_KEYS
@@ -49,16 +49,7 @@ class TwapParams:
     style: ExecutionStyle = field(default_factory=ExecutionStyle)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.slice_interval_s <= 3600:
-            raise InvalidOrder(
-                "slice_interval_s must be between 1 and 3600 seconds",
-                field="algo_params.slice_interval_s",
-            )
-        if not 0 <= self.jitter_pct <= 0.5:
-            raise InvalidOrder(
-                "jitter_pct must be between 0 and 0.5 of a slice interval",
-                field="algo_params.jitter_pct",
-            )
+        check_slice_grid(self.slice_interval_s, self.jitter_pct)
 
     @property
     def interval(self) -> timedelta:

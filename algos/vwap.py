@@ -39,6 +39,7 @@ from algos.base import (
     MarketView,
     ParentView,
     Plan,
+    check_slice_grid,
     elapsed_fraction,
     param_decimal,
     param_float,
@@ -77,16 +78,7 @@ class VwapParams:
     style: ExecutionStyle = field(default_factory=ExecutionStyle)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.slice_interval_s <= 3600:
-            raise InvalidOrder(
-                "slice_interval_s must be between 1 and 3600 seconds",
-                field="algo_params.slice_interval_s",
-            )
-        if not 0 <= self.jitter_pct <= 0.5:
-            raise InvalidOrder(
-                "jitter_pct must be between 0 and 0.5 of a slice interval",
-                field="algo_params.jitter_pct",
-            )
+        check_slice_grid(self.slice_interval_s, self.jitter_pct)
         if self.expected_volume is not None and self.expected_volume <= 0:
             raise InvalidOrder(
                 f"expected_volume must be positive, got {self.expected_volume}",
