@@ -1,5 +1,5 @@
 """The ``ems`` command line: run the server, manage API keys, submit, amend and watch parent
-orders.
+orders, and see or switch the risk desk's trading states (``ems risk ...``).
 
 Commands that talk to a running server use its REST API over HTTP and read the API key from
 the ``EMS_API_KEY`` environment variable or from a file (``--api-key-file``); a key is never
@@ -81,6 +81,12 @@ app = typer.Typer(
 )
 api_key_app = typer.Typer(help="Create API keys for the REST API.", no_args_is_help=True)
 app.add_typer(api_key_app, name="api-key")
+risk_app = typer.Typer(
+    help="See the risk desk; halt, reduce or resume trading on a venue or the whole desk "
+    "(needs an admin key).",
+    no_args_is_help=True,
+)
+app.add_typer(risk_app, name="risk")
 
 _KEY_FILE_HELP = f"File holding the API key (else ${API_KEY_ENV})."
 
@@ -722,6 +728,123 @@ def _amend_summary(body: Mapping[str, Any]) -> str:
 def _check_parent_id(parent_id: str) -> None:
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", parent_id):
         raise _usage(f"PARENT_ID: {parent_id!r} is not a parent id")
+
+
+# --- risk ------------------------------------------------------------------------------------
+
+
+def risk_tables(view: Mapping[str, Any]) -> list[Table]:
+    """``GET /v1/risk`` as tables: trading states and health per venue, then limits and
+    positions."""
+    states = Table(title=f"trading: {view['global_state']} (whole desk)", title_justify="left")
+    for column in ("venue", "state", "routing"):
+        states.add_column(column)
+    for venue in view.get("venues", []):
+        routing = "tradable" if venue["tradable"] else f"blocked: {venue['reason']}"
+        if venue.get("detail") and not venue["tradable"]:
+            routing = f"{routing} ({venue['detail']})"
+        states.add_row(venue["venue"], venue["state"], routing)
+    desk = Table(show_header=False, box=None, pad_edge=False)
+    desk.add_column(style="bold")
+    desk.add_column()
+    limits = view["limits"]
+    positions = view.get("positions") or {}
+    rows = [
+        ("positions", ", ".join(f"{a} {q}" for a, q in positions.items()) or "none"),
+        ("notional today", view["day_notional"]),
+        ("max child", limits["max_child_notional"]),
+        ("max parent", limits["max_parent_notional"]),
+        ("max daily", limits["max_daily_notional"]),
+        ("max position", ", ".join(f"{a} {q}" for a, q in limits["max_position"].items())),
+        ("price collar", f"{limits['price_collar_bps']} bps"),
+        ("max book age", f"{limits['max_book_age_s']:g}s"),
+        (
+            "order rate",
+            f"{limits['max_orders_per_window']} per {limits['order_window_s']:g}s per venue",
+        ),
+    ]
+    for label, value in rows:
+        desk.add_row(label, str(value))
+    return [states, desk]
+
+
+_VENUE_HELP = "Only this venue (default: the whole desk)."
+_REASON_HELP = "Why (1..500 characters); kept in the audit trail."
+
+
+def _set_state(
+    state: str, venue: str | None, reason: str, url: str, api_key_file: Path | None
+) -> None:
+    """Send ``PUT /v1/risk/state`` and print the change in one line."""
+    try:
+        scope = venue.strip().lower() if venue is not None else "global"
+        if not scope:
+            raise _usage("--venue: give a venue name, e.g. binance")
+        reason = reason.strip()
+        if not reason:
+            raise _usage("--reason: say why, e.g. --reason 'exchange incident'")
+        if len(reason) > 500:
+            raise _usage("--reason: at most 500 characters")
+        api = Api(url, read_api_key(api_key_file))
+        record = api.json(
+            "PUT", "/v1/risk/state", {"scope": scope, "state": state, "reason": reason}
+        )
+    except CliError as exc:
+        _fail(exc)
+    where = "the whole desk" if record["scope"] == "global" else record["scope"]
+    _out.print(
+        f"{where}: {record['before']} → {record['after']} by {record['actor']} ({record['reason']})"
+    )
+
+
+_UrlOpt = Annotated[str, typer.Option(help="EMS base URL.", envvar="EMS_URL")]
+_KeyFileOpt = Annotated[Path | None, typer.Option("--api-key-file", help=_KEY_FILE_HELP)]
+_VenueOpt = Annotated[str | None, typer.Option("--venue", help=_VENUE_HELP)]
+_ReasonOpt = Annotated[str, typer.Option("--reason", help=_REASON_HELP)]
+
+
+@risk_app.command("show")
+def risk_show(url: _UrlOpt = DEFAULT_URL, api_key_file: _KeyFileOpt = None) -> None:
+    """Show trading states, venue health, limits, positions and today's notional."""
+    try:
+        view = Api(url, read_api_key(api_key_file)).json("GET", "/v1/risk")
+    except CliError as exc:
+        _fail(exc)
+    for table in risk_tables(view):
+        _out.print(table)
+
+
+@risk_app.command("halt")
+def risk_halt(
+    reason: _ReasonOpt,
+    venue: _VenueOpt = None,
+    url: _UrlOpt = DEFAULT_URL,
+    api_key_file: _KeyFileOpt = None,
+) -> None:
+    """Kill switch: send nothing more to the venue (or anywhere, without --venue)."""
+    _set_state("halted", venue, reason, url, api_key_file)
+
+
+@risk_app.command("reduce")
+def risk_reduce(
+    reason: _ReasonOpt,
+    venue: _VenueOpt = None,
+    url: _UrlOpt = DEFAULT_URL,
+    api_key_file: _KeyFileOpt = None,
+) -> None:
+    """Allow only orders that reduce exposure on the venue (or the whole desk)."""
+    _set_state("reducing", venue, reason, url, api_key_file)
+
+
+@risk_app.command("resume")
+def risk_resume(
+    reason: _ReasonOpt,
+    venue: _VenueOpt = None,
+    url: _UrlOpt = DEFAULT_URL,
+    api_key_file: _KeyFileOpt = None,
+) -> None:
+    """Trade normally again on the venue (or the whole desk): state active."""
+    _set_state("active", venue, reason, url, api_key_file)
 
 
 def main() -> None:

@@ -73,7 +73,7 @@ from ems.reconcile import events_from_venue_state, reconcile_child
 from ems.risk_desk import RiskDesk, limits_from_json, limits_to_json
 from ems.routing import RoutingConfig, RoutingDesk, strictest_instrument
 from risk.limits import RiskLimits
-from risk.types import Denied, TradingState
+from risk.types import Denied, DenyCode, TradingState
 from routers.basic import choose_venue
 from routers.sor import consolidated_book, expected_cost_bps, route
 from routers.types import RouteRequest, VenueState
@@ -492,8 +492,7 @@ class ParentOrderManager:
         states = await self.routing.venue_states(parent.symbol, parent.side, parent.venues, now)
         tradable = [s for s in states if s.health.tradable]
         if not tradable:
-            why = "; ".join(f"{s.venue} {s.health.reason.value}" for s in states)
-            self._hold(parent, now, f"no venue can take orders ({why or 'none answered'})", changes)
+            self._explain_no_venue(parent, states, now, changes)
             return
         book = consolidated_book([s.book for s in tradable])
         instrument = strictest_instrument([s.instrument for s in tradable])
@@ -777,6 +776,21 @@ class ParentOrderManager:
             for c in self.live_children(parent_id)
             if not c.status.outcome_unknown and c.status is not ChildStatus.PENDING_CANCEL
         ]
+
+    def _explain_no_venue(
+        self, parent: ParentOrder, states: list[VenueState], now: datetime, changes: _Changes
+    ) -> None:
+        """Say why nothing can be sent: a halt with its risk code, else each venue's health."""
+        halted = [s.venue for s in states if self.risk.state_of(s.venue) is TradingState.HALTED]
+        if self.risk.global_state is TradingState.HALTED:
+            verdict = Denied(DenyCode.GLOBAL_HALTED, "the desk is halted: nothing is sent")
+            self._deny(parent, now, "desk", verdict, changes)
+        elif states and len(halted) == len(states):
+            verdict = Denied(DenyCode.VENUE_HALTED, "halted: nothing is sent there")
+            self._deny(parent, now, ", ".join(halted), verdict, changes)
+        else:
+            why = "; ".join(f"{s.venue} {s.health.reason.value}" for s in states)
+            self._hold(parent, now, f"no venue can take orders ({why or 'none answered'})", changes)
 
     def _deny(
         self, parent: ParentOrder, now: datetime, venue: str, verdict: Denied, changes: _Changes

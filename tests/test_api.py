@@ -768,7 +768,13 @@ def test_openapi_documents_the_api() -> None:
     api = create_app(None, None)  # type: ignore[arg-type]  # building the schema needs neither
     spec = api.openapi()
     assert spec["info"]["title"] == "Staged EMS"
-    assert {t["name"] for t in spec["tags"]} == {"parents", "actions", "routing", "system"}
+    assert {t["name"] for t in spec["tags"]} == {
+        "parents",
+        "actions",
+        "routing",
+        "risk",
+        "system",
+    }
     assert set(spec["paths"]) == {
         "/v1/health",
         "/v1/parents",
@@ -782,7 +788,13 @@ def test_openapi_documents_the_api() -> None:
         "/v1/parents/{parent_id}/routes",
         "/v1/impact-curves",
         "/v1/preview",
+        "/v1/risk",
+        "/v1/risk/state",
+        "/v1/risk/limits",
+        "/v1/risk/audit",
     }
+    assert set(spec["paths"]["/v1/risk/state"]) == {"put"}
+    assert set(spec["paths"]["/v1/risk/limits"]["put"]["responses"]) >= {"200", "401", "403", "422"}
     post = spec["paths"]["/v1/parents"]["post"]
     assert set(post["responses"]) >= {"200", "201", "401", "403", "409", "422"}
     assert post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(

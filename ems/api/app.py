@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ems.api.deps import OrderManager
+from ems.api.risk_routes import TAG as RISK_TAG
+from ems.api.risk_routes import router as risk_router
 from ems.api.routes import API_VERSION, TAGS, ActionRefused, router
 from ems.api.routing_routes import router as routing_router
 from ems.api.schemas import ErrorResponse, FieldProblem, describe_errors
@@ -40,6 +42,11 @@ participation, maker share); amend quantity, limit price or end time mid-flight
 impact learned from our own children). Preview what an order would cost before sending it
 (`POST /v1/preview`), see how every slice was split (`GET /v1/parents/{id}/routes`) and each
 venue's impact-cost curve (`GET /v1/impact-curves`).
+
+**Risk**: see the desk's trading states, limits, positions and today's notional
+(`GET /v1/risk`); an admin key halts a venue or the whole desk (`PUT /v1/risk/state`, the kill
+switch) and replaces the pre-trade limits (`PUT /v1/risk/limits`); every change is audited
+(`GET /v1/risk/audit`).
 
 **Authentication**: every route except `/v1/health` needs an API key, sent as
 `Authorization: Bearer <key>` or `X-API-Key: <key>`. Keys have a role: `viewer` (read),
@@ -146,7 +153,7 @@ def create_app(
         title=title,
         description=DESCRIPTION,
         version=version,
-        openapi_tags=TAGS,
+        openapi_tags=[*TAGS, RISK_TAG],
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
@@ -157,6 +164,7 @@ def create_app(
     app.state.store = store
     app.include_router(router, prefix="/v1")
     app.include_router(routing_router, prefix="/v1")
+    app.include_router(risk_router, prefix="/v1")
     handlers: dict[Any, Any] = {
         RequestValidationError: _on_validation_error,
         InvalidOrder: _on_invalid_order,

@@ -6,7 +6,7 @@ module globals and tests may swap any of them with ``app.dependency_overrides``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Protocol
@@ -18,8 +18,12 @@ from ems.api.auth import Principal, Role, authenticate
 from ems.clock import Clock
 from ems.intake import NewParent
 from ems.orders import ChildOrder, ParentOrder
-from ems.ports import StorePort
+from ems.ports import AuditRecord, StorePort, VenuePort
 from ems.preview import PreviewResult
+from ems.risk_desk import RiskDesk
+from ems.routing import RoutingDesk
+from risk.limits import RiskLimits
+from risk.types import TradingState
 
 
 class OrderManager(Protocol):
@@ -69,6 +73,32 @@ class OrderManager(Protocol):
 
     def live_children(self, parent_id: str) -> list[ChildOrder]:
         """The parent's children that are not terminal (they may still fill)."""
+        ...
+
+    @property
+    def venues(self) -> Mapping[str, VenuePort]:
+        """The configured venues by name."""
+        ...
+
+    @property
+    def risk(self) -> RiskDesk:
+        """Positions, today's notional, trading states and the current limits."""
+        ...
+
+    @property
+    def routing(self) -> RoutingDesk:
+        """Per-venue health (kill switch, circuit breaker, error rate)."""
+        ...
+
+    async def set_trading_state(
+        self, state: TradingState, *, venue: str | None, actor: str, reason: str
+    ) -> AuditRecord:
+        """Set the desk's (``venue`` None) or one venue's trading state, audited; raises
+        ``InvalidOrder`` for an unknown venue."""
+        ...
+
+    async def set_risk_limits(self, limits: RiskLimits, *, actor: str, reason: str) -> AuditRecord:
+        """Replace the pre-trade limits, audited with before and after."""
         ...
 
 
