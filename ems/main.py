@@ -63,9 +63,12 @@ def build_venue(spec: VenueSettings, clock: Clock) -> VenuePort:
         from ems.venues.paper_venue import ccxt_venue_from_settings
 
         return ccxt_venue_from_settings(spec, clock)
-    instrument = binance_btcusdt_instrument(
-        spec.name, maker_fee=spec.maker_fee, taker_fee=spec.taker_fee
-    )
+    from ems.venues.perp import default_usdm_sample_path
+    from ems.venues.sim_venue import binance_usdm_btcusdt_instrument
+
+    perpetual = spec.market == "perpetual"
+    make_instrument = binance_usdm_btcusdt_instrument if perpetual else binance_btcusdt_instrument
+    instrument = make_instrument(spec.name, maker_fee=spec.maker_fee, taker_fee=spec.taker_fee)
     config = SimVenueConfig(
         spec.name,
         (instrument,),
@@ -73,10 +76,19 @@ def build_venue(spec: VenueSettings, clock: Clock) -> VenuePort:
         latency=timedelta(milliseconds=spec.latency_ms),
         price_offset=spec.price_offset,
         depth_scale=spec.depth_scale,
+        leverage=spec.leverage,
     )
     if spec.source == "synthetic":
-        return SimVenue.from_synthetic(clock=clock, config=config, seed=spec.seed)
-    path = default_sample_path() if spec.recording == "sample" else Path(spec.recording)
+        from ems.venues.synthetic import MarketModel
+
+        model = (
+            MarketModel(tick_size=instrument.tick_size, lot_size=instrument.lot_size)
+            if perpetual
+            else None
+        )
+        return SimVenue.from_synthetic(clock=clock, config=config, seed=spec.seed, model=model)
+    sample = default_usdm_sample_path() if perpetual else default_sample_path()
+    path = sample if spec.recording == "sample" else Path(spec.recording)
     feed: Iterable[MarketEvent] = looped_recording(load_recorded(path), clock.now())
     return SimVenue(config, clock, {instrument.symbol: feed})
 

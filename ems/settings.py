@@ -38,11 +38,17 @@ class _Strict(BaseModel):
 
 
 class SimVenueSettings(_Strict):
-    """A simulated venue replaying recorded data ("sample" = the packaged Binance recording)
-    or a seeded synthetic market."""
+    """A simulated venue replaying recorded data ("sample" = the packaged Binance recording of
+    its ``market``) or a seeded synthetic market.
+
+    ``market = "spot"`` trades Binance BTC/USDT; ``"perpetual"`` trades the USDⓈ-M
+    BTC/USDT:USDT perpetual on margin at ``leverage``, with Binance's futures fees (0.02 % maker,
+    0.05 % taker) and 10,000,000 USDT unless ``maker_fee``, ``taker_fee`` or ``balances`` are
+    given."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
     kind: Literal["sim"] = "sim"
+    market: Literal["spot", "perpetual"] = "spot"
     source: Literal["recording", "synthetic"] = "recording"
     recording: str = "sample"
     seed: int = 0
@@ -52,20 +58,36 @@ class SimVenueSettings(_Strict):
     balances: dict[str, Annotated[Decimal, Field(ge=0)]] = Field(
         default_factory=lambda: {"USDT": Decimal("10000000"), "BTC": Decimal("500")}
     )
+    leverage: Annotated[Decimal, Field(ge=1, le=125)] = Decimal(5)
     # Derive a distinct venue from the same recording: shift every price by a whole number of
-    # ticks (0.01 for BTC/USDT) and scale every displayed quantity.
+    # ticks (0.01 for BTC/USDT, 0.10 for the perpetual) and scale every displayed quantity.
     price_offset: Annotated[Decimal, Field(ge=-1000, le=1000)] = Decimal(0)
     depth_scale: Annotated[Decimal, Field(gt=0, le=100)] = Decimal(1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _perpetual_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("market") == "perpetual":
+            data = {
+                "maker_fee": Decimal("0.0002"),
+                "taker_fee": Decimal("0.0005"),
+                "balances": {"USDT": Decimal("10000000")},
+                **data,
+            }
+        return data
 
     @model_validator(mode="after")
     def _recording_exists(self) -> SimVenueSettings:
         custom = self.source == "recording" and self.recording != "sample"
         if custom and not Path(self.recording).is_file():
             raise ValueError(f"recording file {self.recording!r} does not exist")
-        if self.price_offset % Decimal("0.01") != 0:
+        tick = Decimal("0.10") if self.market == "perpetual" else Decimal("0.01")
+        if self.price_offset % tick != 0:
             raise ValueError(
-                f"price_offset {self.price_offset} must be a whole number of 0.01 ticks"
+                f"price_offset {self.price_offset} must be a whole number of {tick} ticks"
             )
+        if self.market == "spot" and "leverage" in self.model_fields_set:
+            raise ValueError("leverage only applies to market = 'perpetual'")
         return self
 
 

@@ -14,6 +14,19 @@ up to ``clock.now()``, so a venue sharing the manager's test clock needs no expl
   locks an estimate of its cost plus ``market_buy_collar`` and never spends more); a sell locks the
   base. Fills release their share; the end of an order releases the rest. Fees are charged in the
   quote currency.
+* Perpetual (and dated) futures settle on margin instead (linear contracts: the settle asset is
+  the quote). No base asset is needed to sell. An order locks, in the settle asset, its initial
+  margin ``notional / leverage`` plus the fee at the higher rate (a reduce-only order only the
+  fee); a sell's notional is taken at the better of its limit and the best bid, a market order's
+  at the book estimate plus ``market_buy_collar``. Fills release their share of the lock, pay the
+  fee in the settle asset and trade a signed position per symbol (``ems.venues.perp``) that holds
+  ``|qty| * entry / leverage`` locked; reductions release that margin and settle realised PnL into
+  the free balance, so ``free + locked`` is the wallet balance (unrealised PnL excluded; there is
+  no liquidation). A reduce-only order must reduce the position and not exceed it when submitted;
+  whenever the position changes, reduce-only orders that could now flip or grow it expire, and a
+  fill is clipped to the position as a last guard; reduce-only orders are exempt from the
+  minimum notional, as on Binance. ``positions()`` reports open positions marked at
+  the recorded mid; ``apply_funding`` settles a funding rate.
 * ``FaultPlan`` injects deterministic submit faults; ``submissions`` lists every submit the venue
   received, in order, so a test can check that nothing was sent twice.
 """
@@ -39,6 +52,7 @@ from ems.domain import (
     Fill,
     Instrument,
     InstrumentKind,
+    Liquidity,
     OrderBook,
     OrderRequest,
     OrderType,
@@ -56,6 +70,7 @@ from ems.errors import (
 )
 from ems.ports import VenueOrderState, VenueOrderStatus
 from ems.venues.matching import Execution, MatchingEngine, OrderSpec
+from ems.venues.perp import FundingPayment, PerpPosition, PositionState
 from ems.venues.replay import (
     BookDiff,
     BookSnapshot,
@@ -67,6 +82,7 @@ from ems.venues.replay import (
 )
 from ems.venues.synthetic import MarketModel, generate_market
 
+_MARGINED = frozenset({InstrumentKind.PERPETUAL, InstrumentKind.FUTURE})
 _TERMINAL = frozenset(
     {
         VenueOrderStatus.FILLED,
@@ -98,6 +114,36 @@ def binance_btcusdt_instrument(
         maker_fee=maker_fee,
         taker_fee=taker_fee,
     )
+
+
+def binance_usdm_btcusdt_instrument(
+    venue_name: str,
+    *,
+    maker_fee: Decimal = Decimal("0.0002"),
+    taker_fee: Decimal = Decimal("0.0005"),
+) -> Instrument:
+    """Binance USDⓈ-M BTCUSDT perpetual (ccxt ``BTC/USDT:USDT``), settled in USDT, one BTC a
+    contract, with its real filters: tick 0.10, lot and min qty 0.001, min notional 100 USDT;
+    0.02 % maker and 0.05 % taker fees unless given."""
+    return Instrument(
+        venue=venue_name,
+        symbol="BTC/USDT:USDT",
+        kind=InstrumentKind.PERPETUAL,
+        base="BTC",
+        quote="USDT",
+        settle="USDT",
+        contract_size=Decimal(1),
+        tick_size=Decimal("0.10"),
+        lot_size=Decimal("0.001"),
+        min_qty=Decimal("0.001"),
+        min_notional=Decimal(100),
+        maker_fee=maker_fee,
+        taker_fee=taker_fee,
+    )
+
+
+def _settle_asset(inst: Instrument) -> str:
+    return inst.settle or inst.quote
 
 
 class FaultKind(enum.StrEnum):
@@ -140,6 +186,7 @@ class SimVenueConfig:
     ``maker_fee``/``taker_fee`` (rates) override the instruments' fees. ``price_offset`` (a tick
     multiple) shifts every recorded price and ``depth_scale`` multiplies every recorded quantity
     (rounded down to lots), so several distinct venues can be derived from one recording.
+    ``leverage`` sets the initial margin of perpetual and dated futures (notional / leverage).
     """
 
     name: str
@@ -152,6 +199,7 @@ class SimVenueConfig:
     depth_scale: Decimal = Decimal(1)
     market_buy_collar: Decimal = Decimal("0.05")
     faults: FaultPlan = field(default_factory=FaultPlan)
+    leverage: Decimal = Decimal(5)
 
     def __post_init__(self) -> None:
         if not self.instruments:
@@ -164,6 +212,10 @@ class SimVenueConfig:
                 raise ValueError(f"{inst.symbol} belongs to venue {inst.venue}, not {self.name}")
             if self.price_offset % inst.tick_size != 0:
                 raise ValueError(f"price_offset {self.price_offset} is not a tick multiple")
+            if inst.kind in _MARGINED and _settle_asset(inst) != inst.quote:
+                raise ValueError(f"{inst.symbol}: only linear contracts (settled in the quote)")
+        if not 1 <= self.leverage <= 125:
+            raise ValueError(f"leverage must be between 1 and 125, got {self.leverage}")
         if self.latency < timedelta(0):
             raise ValueError("latency must not be negative")
         if self.depth_scale <= 0 or self.market_buy_collar < 0:
@@ -181,6 +233,19 @@ def binance_btcusdt_config(
     """A venue trading Binance's BTC/USDT; 1,000,000 USDT and 10 BTC unless ``balances``."""
     start = {"USDT": Decimal(1_000_000), "BTC": Decimal(10)} if balances is None else balances
     return SimVenueConfig(name, (binance_btcusdt_instrument(name),), balances=dict(start))
+
+
+def binance_usdm_config(
+    name: str = "sim-binance-usdm",
+    *,
+    balances: Mapping[str, Decimal] | None = None,
+    leverage: Decimal = Decimal(5),
+) -> SimVenueConfig:
+    """A venue trading Binance's USDⓈ-M BTC/USDT:USDT perpetual at ``leverage`` (5 unless
+    given); 1,000,000 USDT unless ``balances``."""
+    start = {"USDT": Decimal(1_000_000)} if balances is None else balances
+    instrument = binance_usdm_btcusdt_instrument(name)
+    return SimVenueConfig(name, (instrument,), balances=dict(start), leverage=leverage)
 
 
 @dataclass(slots=True)
@@ -283,9 +348,16 @@ class SimVenue:
         self._free: dict[str, Decimal] = {}
         self._locked: dict[str, Decimal] = {}
         for inst in self._instruments.values():
-            for asset in (inst.base, inst.quote):
+            for asset in (inst.base, inst.quote, _settle_asset(inst)):
                 self._free.setdefault(asset, ZERO)
                 self._locked.setdefault(asset, ZERO)
+        self._positions = {
+            symbol: PositionState(inst.contract_size)
+            for symbol, inst in self._instruments.items()
+            if inst.kind in _MARGINED
+        }
+        self._reduce_only: dict[str, dict[str, None]] = {s: {} for s in self._positions}
+        self.funding: list[FundingPayment] = []
         for asset, amount in config.balances.items():
             self._free[asset] = amount
             self._locked.setdefault(asset, ZERO)
@@ -418,6 +490,8 @@ class SimVenue:
         result: Execution = engine.submit(self._spec(order), when)
         for fill in result.fills:
             self._settle(order, fill)
+        if order.status in _TERMINAL:
+            return
         if result.status in (VenueOrderStatus.REJECTED, VenueOrderStatus.EXPIRED):
             # OPEN was acknowledged already, so a post-only cross now can only expire the order.
             self._finish(order, VenueOrderStatus.EXPIRED, result.reason)
@@ -429,7 +503,12 @@ class SimVenue:
         return OrderSpec.of(request, quote_budget=budget)
 
     def _settle(self, order: _Order, fill: Fill) -> None:
+        if order.status in _TERMINAL:  # a reduce-only order expired earlier in this event
+            return
         inst = self._instruments[order.request.symbol]
+        if inst.kind in _MARGINED:
+            self._settle_margined(order, inst, fill)
+            return
         cost = inst.notional(fill.qty, fill.price)
         if fill.side is Side.BUY:
             release = cost + fill.fee if order.lock_unit is None else fill.qty * order.lock_unit
@@ -441,13 +520,62 @@ class SimVenue:
             self._locked[inst.base] -= release
             self._free[inst.quote] += cost - fill.fee
         order.lock_left -= release
+        self._record(order, fill)
+
+    def _record(self, order: _Order, fill: Fill) -> None:
         order.fills.append(fill)
         order.filled += fill.qty
         self._changed[order.request.client_order_id] = None
         if order.filled == order.request.qty:
             self._finish(order, VenueOrderStatus.FILLED, "")
 
+    def _settle_margined(self, order: _Order, inst: Instrument, fill: Fill) -> None:
+        """Settle a futures fill: release its lock, pay the fee, trade the position."""
+        symbol, settle = inst.symbol, _settle_asset(inst)
+        position = self._positions[symbol]
+        engine = self._engines[symbol]
+        clipped = False
+        if order.request.reduce_only:
+            closable = position.closable(fill.side)
+            if closable == 0:
+                self._expire_reduce_only(order, "the position is already closed")
+                return
+            if fill.qty > closable:  # last guard: a reduce-only order never flips the position
+                rate = engine.maker_fee if fill.liquidity is Liquidity.MAKER else engine.taker_fee
+                fee = inst.notional(closable, fill.price) * rate
+                fill = dataclasses.replace(fill, qty=closable, fee=fee)
+                clipped = True
+        assert order.lock_unit is not None
+        release = min(fill.qty * order.lock_unit, order.lock_left)
+        order.lock_left -= release
+        margin_before = position.margin(self.config.leverage)
+        realised = position.apply_fill(fill.side, fill.qty, fill.price)
+        margin_change = position.margin(self.config.leverage) - margin_before
+        self._locked[settle] += margin_change - release
+        self._free[settle] += release - margin_change + realised - fill.fee
+        self._record(order, fill)
+        if clipped and order.status not in _TERMINAL:
+            self._expire_reduce_only(order, "the position is closed")
+        self._enforce_reduce_only(symbol)
+
+    def _expire_reduce_only(self, order: _Order, why: str) -> None:
+        self._engines[order.request.symbol].cancel(order.request.client_order_id)
+        self._finish(order, VenueOrderStatus.EXPIRED, f"reduce-only order cancelled: {why}")
+
+    def _enforce_reduce_only(self, symbol: str) -> None:
+        """Expire open reduce-only orders that the position can no longer absorb, latest last."""
+        position = self._positions[symbol]
+        allowance: dict[Side, Decimal] = {side: position.closable(side) for side in Side}
+        for client_id in list(self._reduce_only[symbol]):
+            order = self._orders[client_id]
+            side, remaining = order.request.side, order.request.qty - order.filled
+            if remaining > allowance[side]:
+                self._expire_reduce_only(order, "it would increase or flip the position")
+            else:
+                allowance[side] -= remaining
+
     def _finish(self, order: _Order, status: VenueOrderStatus, reason: str) -> None:
+        self._reduce_only.get(order.request.symbol, {}).pop(order.request.client_order_id, None)
         self._locked[order.lock_asset] -= order.lock_left
         self._free[order.lock_asset] += order.lock_left
         order.lock_left = ZERO
@@ -533,12 +661,24 @@ class SimVenue:
             raise self._reject(request, "duplicate client order id")
         if request.reduce_only and inst.kind is InstrumentKind.SPOT:
             raise self._reject(request, "reduce_only is not supported on spot")
+        if request.reduce_only and inst.kind in _MARGINED:
+            closable = self._positions[request.symbol].closable(request.side)
+            if closable == 0:
+                raise self._reject(request, "reduce-only order would increase the position")
+            if request.qty > closable:
+                raise self._reject(
+                    request,
+                    f"reduce-only order of {request.qty} would flip the position of {closable}",
+                )
         engine = self._engines[request.symbol]
         is_market = request.order_type is OrderType.MARKET
         if is_market and request.time_in_force is TimeInForce.POST_ONLY:
             raise self._reject(request, "a market order cannot be post-only")
+        # Binance exempts reduce-only futures orders from the minimum notional (closing a dust
+        # position must stay possible); spot reduce-only orders were refused above.
+        rules = dataclasses.replace(inst, min_notional=ZERO) if request.reduce_only else inst
         try:
-            inst.validate_order(request.qty, None if is_market else request.price)
+            rules.validate_order(request.qty, None if is_market else request.price)
         except InvalidOrder as exc:
             raise self._reject(request, str(exc)) from None
         lock_asset, lock, unit = self._lock_for(request, inst, engine)
@@ -551,6 +691,8 @@ class SimVenue:
         self._locked[lock_asset] += lock
         order = _Order(request, f"{self.name}-o{next(self._order_ids)}", lock_asset, lock, unit)
         self._orders[request.client_order_id] = order
+        if request.reduce_only:
+            self._reduce_only[request.symbol][request.client_order_id] = None
         due = self._now + self.config.latency
         heapq.heappush(self._pending, (due, next(self._seq), "activate", request.client_order_id))
         self._changed[request.client_order_id] = None
@@ -560,6 +702,8 @@ class SimVenue:
         self, request: OrderRequest, inst: Instrument, engine: MatchingEngine
     ) -> tuple[str, Decimal, Decimal | None]:
         """(asset, amount, release per unit filled) an order locks; raises on a bad order."""
+        if inst.kind in _MARGINED:
+            return self._margin_lock(request, inst, engine)
         if request.order_type is OrderType.MARKET:
             estimate = self._market_estimate(request, inst, engine)
             if request.side is Side.SELL:
@@ -567,17 +711,43 @@ class SimVenue:
             budget = estimate * (1 + self.config.market_buy_collar) * (1 + inst.taker_fee)
             return inst.quote, budget, None
         assert request.price is not None
-        if request.time_in_force is TimeInForce.POST_ONLY:
-            far = engine.best(request.side.opposite)
-            if far is not None and (
-                request.price >= far if request.side is Side.BUY else request.price <= far
-            ):
-                raise self._reject(request, f"post-only order would cross the book at {far}")
+        self._check_post_only(request, engine)
         if request.side is Side.SELL:
             return inst.base, request.qty, Decimal(1)
         fee = max(inst.maker_fee, inst.taker_fee)
         unit = inst.notional(Decimal(1), request.price) * (1 + fee)
         return inst.quote, request.qty * unit, unit
+
+    def _check_post_only(self, request: OrderRequest, engine: MatchingEngine) -> None:
+        if request.time_in_force is not TimeInForce.POST_ONLY:
+            return
+        assert request.price is not None
+        far = engine.best(request.side.opposite)
+        if far is not None and (
+            request.price >= far if request.side is Side.BUY else request.price <= far
+        ):
+            raise self._reject(request, f"post-only order would cross the book at {far}")
+
+    def _margin_lock(
+        self, request: OrderRequest, inst: Instrument, engine: MatchingEngine
+    ) -> tuple[str, Decimal, Decimal]:
+        """(settle asset, amount, per unit) a futures order locks: margin plus fee per unit."""
+        if request.order_type is OrderType.MARKET:
+            estimate = self._market_estimate(request, inst, engine)
+            unit_notional = estimate / request.qty * (1 + self.config.market_buy_collar)
+            fee = inst.taker_fee
+        else:
+            assert request.price is not None
+            self._check_post_only(request, engine)
+            price = request.price
+            bid = engine.best(Side.BUY) if request.side is Side.SELL else None
+            if bid is not None and bid > price:  # a crossing sell fills above its limit
+                price = bid
+            unit_notional = inst.notional(Decimal(1), price)
+            fee = max(inst.maker_fee, inst.taker_fee)
+        margin = ZERO if request.reduce_only else unit_notional / self.config.leverage
+        unit = margin + unit_notional * fee
+        return _settle_asset(inst), request.qty * unit, unit
 
     def _market_estimate(
         self, request: OrderRequest, inst: Instrument, engine: MatchingEngine
@@ -587,7 +757,7 @@ class SimVenue:
         if fillable == 0:
             raise self._reject(request, "no liquidity on the other side for a market order")
         estimate = inst.notional(request.qty, notional / fillable)
-        if estimate < inst.min_notional:
+        if estimate < inst.min_notional and not request.reduce_only:
             raise self._reject(
                 request, f"notional about {estimate} is below the minimum {inst.min_notional}"
             )
@@ -652,6 +822,45 @@ class SimVenue:
         return {
             asset: Balance(asset, free, self._locked[asset]) for asset, free in self._free.items()
         }
+
+    def mark_price(self, symbol: str) -> Decimal | None:
+        """The mark used for unrealised PnL: the recorded mid (``None`` without a two-sided
+        book)."""
+        book = self._engines[symbol].book
+        bid, ask = book.best_bid, book.best_ask
+        if bid is None or ask is None:
+            return None
+        return (bid + ask) / 2
+
+    async def positions(self) -> Mapping[str, PerpPosition]:
+        """Open futures positions by symbol (flat symbols are left out), marked at the mid."""
+        self._catch_up()
+        self._check_up()
+        return {
+            symbol: state.report(symbol, self.mark_price(symbol), self.config.leverage)
+            for symbol, state in self._positions.items()
+            if state.qty != 0
+        }
+
+    def apply_funding(
+        self, symbol: str, rate: Decimal, mark: Decimal, at: datetime
+    ) -> FundingPayment:
+        """Settle one funding rate on ``symbol`` as of ``at`` (the venue first catches up to it):
+        the settle balance moves by ``-position * mark * rate * contract_size``, so shorts
+        receive when the rate is positive. The payment is also appended to ``funding``."""
+        inst = self._instruments.get(symbol)
+        if inst is None or inst.kind is not InstrumentKind.PERPETUAL:
+            raise ValueError(f"{self.name}: {symbol} is not a perpetual on this venue")
+        if mark <= 0:
+            raise ValueError(f"mark price must be positive, got {mark}")
+        at = ensure_utc(at)
+        self.advance_to(at)
+        position = self._positions[symbol].qty
+        amount = -position * mark * rate * inst.contract_size
+        self._free[_settle_asset(inst)] += amount
+        payment = FundingPayment(symbol, at, rate, mark, position, amount)
+        self.funding.append(payment)
+        return payment
 
     def drain_updates(self) -> list[VenueOrderState]:
         """States of orders that changed since the last call (nothing while down)."""
