@@ -200,7 +200,7 @@ class RoutingDesk:
     def load_fits(self) -> None:
         """Start from the stored fits (after a restart)."""
         for record in self.store.impact_fits():
-            self._fits[(record.venue, record.symbol)] = _fit_from_record(record)
+            self._fits[(record.venue, record.symbol)] = fit_from_record(record)
 
     def refit_due(self, now: datetime) -> bool:
         return self._last_refit is None or now - self._last_refit >= self.config.refit_interval
@@ -291,7 +291,8 @@ def _record_from_fit(fit: ImpactFit) -> ImpactFitRecord:
     )
 
 
-def _fit_from_record(record: ImpactFitRecord) -> ImpactFit:
+def fit_from_record(record: ImpactFitRecord) -> ImpactFit:
+    """The pure fit a stored record describes."""
     return ImpactFit(
         venue=record.venue,
         symbol=record.symbol,

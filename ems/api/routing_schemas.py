@@ -17,7 +17,7 @@ from ems.api.schemas import DecimalStr, UtcDatetime
 from ems.domain import Side
 from ems.ports import ImpactFitRecord, ImpactPoint, RouteRecord
 from ems.preview import PreviewResult, VenuePreview
-from routers.types import ImpactFit
+from ems.routing import fit_from_record
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -153,18 +153,7 @@ def curve_points(fit: ImpactFitRecord, grid: tuple[str, ...] = CURVE_GRID) -> li
     for a fixed ``x`` the curve is monotone in ``a`` and in ``b``, so the corners hold the
     extremes. Sizes where the model gives no finite cost are left out.
     """
-    model = ImpactFit(
-        venue=fit.venue,
-        symbol=fit.symbol,
-        a=float(fit.a),
-        b=float(fit.b),
-        a_low=float(fit.a_low),
-        a_high=float(fit.a_high),
-        b_low=float(fit.b_low),
-        b_high=float(fit.b_high),
-        n=fit.n,
-        fitted_at=fit.fitted_at,
-    )
+    model = fit_from_record(fit)
     points: list[CurvePoint] = []
     for text in grid:
         x = float(text)
