@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_shortfall import shortfall_bps
+from bench_shortfall import shortfall_bps, work_until_done
 
 from ems.clock import TestClock
 from ems.domain import Side
@@ -114,12 +114,8 @@ async def run(
             },
         )
     )
-    while clock.now() < start + window + timedelta(seconds=5):
-        clock.advance(timedelta(seconds=1))
-        await manager.step()
-        current = manager.parent(parent.id)
-        if current is not None and current.is_terminal:
-            break
+    until = start + window + timedelta(seconds=5)
+    await work_until_done(manager, clock, parent.id, until, timedelta(seconds=1))
     final = store.get_parent(parent.id)
     assert final is not None
     end_mid = (await next(iter(venues.values())).order_book("BTC/USDT", 1)).mid

@@ -84,6 +84,22 @@ async def mid(venue: SimVenue) -> Decimal:
     return book.mid
 
 
+async def work_until_done(
+    manager: ParentOrderManager,
+    clock: TestClock,
+    parent_id: str,
+    until: datetime,
+    step: timedelta,
+) -> None:
+    """Step the manager on the replay clock until the parent ends or ``until`` passes."""
+    while clock.now() < until:
+        clock.advance(step)
+        await manager.step()
+        current = manager.parent(parent_id)
+        if current is not None and current.is_terminal:
+            return
+
+
 async def run_algo(
     algo: str,
     events: Sequence[MarketEvent],
@@ -108,12 +124,7 @@ async def run_algo(
             algo_params=ALGO_PARAMS[algo],
         )
     )
-    while clock.now() < start + window + timedelta(seconds=5):
-        clock.advance(STEP)
-        await manager.step()
-        current = manager.parent(parent.id)
-        if current is not None and current.is_terminal:
-            break
+    await work_until_done(manager, clock, parent.id, start + window + timedelta(seconds=5), STEP)
     final = store.get_parent(parent.id)
     assert final is not None
     store.close()

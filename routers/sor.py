@@ -465,18 +465,28 @@ def _route_aggressive(
             and curve_or_none.visible >= whole
         ):
             cost = curve_or_none.cost(float(whole)) / float(whole)
-        quotes.append(
-            VenueQuote(
-                venue=name,
-                best_bid=state.book.best_bid,
-                best_ask=state.book.best_ask,
-                tradable=usable[name],
-                reason=reasons.get(name, "ok"),
-                expected_cost_bps=cost,
-                capacity=capacity.get(name, ZERO),
-            )
-        )
+        quotes.append(_quote(state, usable, reasons, capacity, cost))
     return _decision(request, allocations, quotes, mid, notes)
+
+
+def _quote(
+    state: VenueState,
+    usable: Mapping[str, bool],
+    reasons: Mapping[str, str],
+    capacity: Mapping[str, Decimal],
+    cost: float | None,
+) -> VenueQuote:
+    """The stored view of one venue for a decision: its touch, tradability, cost, capacity."""
+    name = state.venue
+    return VenueQuote(
+        venue=name,
+        best_bid=state.book.best_bid,
+        best_ask=state.book.best_ask,
+        tradable=usable[name],
+        reason=reasons.get(name, "ok"),
+        expected_cost_bps=cost,
+        capacity=capacity.get(name, ZERO),
+    )
 
 
 def _apply_share_cap(
@@ -791,17 +801,7 @@ def _route_passive(
         cost_whole = None
         if name in prices and whole > 0 and state.available_qty >= whole:
             cost_whole = _passive_cost(state, side, prices[name], ref)[0]
-        quotes.append(
-            VenueQuote(
-                venue=name,
-                best_bid=state.book.best_bid,
-                best_ask=state.book.best_ask,
-                tradable=usable[name],
-                reason=reasons.get(name, "ok"),
-                expected_cost_bps=cost_whole,
-                capacity=capacity.get(name, ZERO),
-            )
-        )
+        quotes.append(_quote(state, usable, reasons, capacity, cost_whole))
     return _decision(request, allocations, quotes, mid, notes)
 
 
