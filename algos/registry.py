@@ -5,7 +5,8 @@ An algorithm module provides ``NAME``, a parameters class with ``from_mapping(ra
 ``algos.pricing.ExecutionStyle``), ``target(view, market, params, now)`` (the cumulative
 quantity its schedule wants done by ``now``) and ``plan(view, market, params, now) -> Plan``.
 
-Registered: ``twap``, ``vwap``, ``pov`` and ``iceberg``.
+Registered: ``twap``, ``vwap``, ``pov``, ``iceberg`` and ``hedge`` (the risk module's hedge
+legs: complete now).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from algos import iceberg, pov, twap, vwap
+from algos import hedge, iceberg, pov, twap, vwap
 from algos.base import MarketView, ParentView, Plan
 from ems.errors import InvalidOrder
 
@@ -33,6 +34,7 @@ ALGOS: dict[str, AlgoSpec] = {
     twap.NAME: AlgoSpec(twap.NAME, twap.TwapParams.from_mapping, twap.target, twap.plan),
     vwap.NAME: AlgoSpec(vwap.NAME, vwap.VwapParams.from_mapping, vwap.target, vwap.plan),
     pov.NAME: AlgoSpec(pov.NAME, pov.PovParams.from_mapping, pov.target, pov.plan),
+    hedge.NAME: AlgoSpec(hedge.NAME, hedge.HedgeParams.from_mapping, hedge.target, hedge.plan),
     iceberg.NAME: AlgoSpec(
         iceberg.NAME, iceberg.IcebergParams.from_mapping, iceberg.target, iceberg.plan
     ),

@@ -17,7 +17,7 @@ from typing import Any
 from algos import registry
 from ems.domain import Instrument, OrderBook, Side, ensure_utc
 from ems.errors import InvalidOrder
-from ems.orders import ParentOrder
+from ems.orders import ParentOrder, ParentRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +34,13 @@ class NewParent:
     limit_price: Decimal | None = None
     venues: tuple[str, ...] = ()
     algo_params: Mapping[str, Any] = field(default_factory=dict)
+    role: ParentRole = ParentRole.TRADE  # hedge legs are made by the risk module only
+    reduce_only: bool = False
 
 
 def request_hash(new: NewParent) -> str:
     """Canonical SHA-256 of the request body: equal requests hash equal."""
-    body = {
+    body: dict[str, Any] = {
         "client_id": new.client_id,
         "symbol": new.symbol,
         "side": new.side.value,
@@ -50,6 +52,8 @@ def request_hash(new: NewParent) -> str:
         "venues": sorted(new.venues),
         "algo_params": {k: new.algo_params[k] for k in sorted(new.algo_params)},
     }
+    if new.role is not ParentRole.TRADE or new.reduce_only:  # trader hashes stay as they were
+        body |= {"role": new.role.value, "reduce_only": new.reduce_only}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 

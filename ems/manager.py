@@ -26,7 +26,16 @@ from decimal import Decimal
 from algos import registry
 from algos.base import MarketView, ParentView, SliceIntent, VolumeCurve, WorkingChild
 from ems.clock import Clock
-from ems.domain import Instrument, OrderBook, OrderRequest, OrderType, Side, ensure_utc
+from ems.domain import (
+    ZERO,
+    Instrument,
+    InstrumentKind,
+    OrderBook,
+    OrderRequest,
+    OrderType,
+    Side,
+    ensure_utc,
+)
 from ems.errors import (
     Conflict,
     EmsError,
@@ -58,22 +67,33 @@ from ems.events import (
     ParentStarted,
     ParentWoundDown,
 )
+from ems.hedging import HedgeConfig, HedgeDesk, HedgeExposure, HedgeOrder, PendingHedge
 from ems.intake import (
     IntakeLimits,
     NewParent,
     check_amendment,
     check_parent,
+    consensus_mid,
     request_hash,
     resolve_venues,
 )
-from ems.orders import PARENT_TRANSITIONS, ChildOrder, ChildStatus, ParentOrder, ParentStatus
-from ems.ports import AuditRecord, Batch, StorePort, VenuePort
+from ems.orders import (
+    PARENT_TRANSITIONS,
+    ChildOrder,
+    ChildStatus,
+    ParentOrder,
+    ParentRole,
+    ParentStatus,
+)
+from ems.ports import AuditRecord, Batch, CoverageRecord, StorePort, VenuePort
 from ems.preview import PreviewResult, VenuePreview
 from ems.reconcile import events_from_venue_state, reconcile_child
 from ems.risk_desk import RiskDesk, limits_from_json, limits_to_json
 from ems.routing import RoutingConfig, RoutingDesk, strictest_instrument
+from risk.basis import FundingAccrual, annualised_funding
 from risk.limits import RiskLimits
-from risk.types import Denied, DenyCode, TradingState
+from risk.types import Denied, DenyCode, MarketPhase, TradingState
+from risk.vol_surface import VolSurface
 from routers.basic import choose_venue
 from routers.sor import consolidated_book, expected_cost_bps, route
 from routers.types import RouteRequest, VenueState
@@ -101,6 +121,10 @@ class ManagerConfig:
     intake: IntakeLimits = field(default_factory=IntakeLimits)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     risk_limits: RiskLimits = field(default_factory=lambda: DESK_LIMITS)
+    hedging: HedgeConfig | None = None  # None: no hedge legs are kept
+
+
+_COVERAGE_HOLD = "held for hedge coverage"
 
 
 def new_parent_id() -> str:
@@ -140,6 +164,7 @@ class ParentOrderManager:
         config: ManagerConfig | None = None,
         id_factory: Callable[[], str] = new_parent_id,
         volume_profile: VolumeCurve | None = None,
+        surface: VolSurface | None = None,
     ) -> None:
         self.store = store
         self.venues = venues
@@ -149,6 +174,10 @@ class ParentOrderManager:
         self.volume_profile = volume_profile
         self.routing = RoutingDesk(venues, store, self.config.routing)
         self.risk = RiskDesk(self.config.risk_limits)
+        hedging = self.config.hedging
+        self.hedge = HedgeDesk(hedging, surface) if hedging is not None else None
+        self._funding: dict[str, FundingAccrual] = {}
+        self._hedge_seq = 0
         self._replan: set[str] = set()
         self._parents: dict[str, ParentOrder] = {}
         self._children: dict[str, dict[str, ChildOrder]] = {}
@@ -203,6 +232,8 @@ class ParentOrderManager:
             algo_params=dict(new.algo_params),
             request_hash=digest,
             arrival_mid=mid,
+            role=new.role,
+            reduce_only=new.reduce_only,
         )
         stored, created = self.store.create_parent(
             parent, ParentAccepted(ts=now, parent_id=parent.id)
@@ -335,6 +366,232 @@ class ParentOrderManager:
             elif record.action == "risk_limits":
                 self.risk.limits = limits_from_json(record.after)
 
+    # --- hedge coverage ------------------------------------------------------------------
+
+    def _hedge_desk(self) -> HedgeDesk:
+        if self.hedge is None:
+            raise InvalidOrder(
+                "hedging is not configured on this desk: add a [hedging] section to the settings",
+                field="hedging",
+            )
+        return self.hedge
+
+    async def set_market_phase(
+        self, phase: MarketPhase, *, evidence: str, actor: str
+    ) -> CoverageRecord:
+        """Enter a market phase with its evidence; CONFIRMED starts the gated unwind, falling
+        back from it pauses the unwind. Durable and audited as a coverage decision."""
+        hedge = self._hedge_desk()
+        if not evidence.strip():
+            raise InvalidOrder(
+                "evidence is required: name the signals that put the market in this phase",
+                field="evidence",
+            )
+        async with self._lock:
+            now = self.clock.now()
+            exposure = await self._hedge_exposure(now)
+            if exposure is None:
+                raise RetryableVenueError("spot", "no spot price to value the hedge against")
+            record = hedge.set_phase(phase, evidence, exposure, now, actor)
+            self.store.add_coverage(record)
+            return record
+
+    async def request_unwind(self, *, actor: str) -> CoverageRecord:
+        """Ask for the next hedge unwind step now; refused (``Conflict`` with the risk code)
+        unless the confirmation state holds and the plan's interval has passed."""
+        hedge = self._hedge_desk()
+        async with self._lock:
+            now = self.clock.now()
+            exposure = await self._hedge_exposure(now)
+            if exposure is None:
+                raise RetryableVenueError("spot", "no spot price to value the hedge against")
+            denial = hedge.check_unwind_request(exposure, now)
+            if denial is not None:
+                record = hedge.record(
+                    "unwind_refused", exposure, now, denial.detail, code=denial.code, actor=actor
+                )
+                self.store.add_coverage(record)
+                raise Conflict(f"{denial.code.value}: {denial.detail}")
+            hedge.unwind_requested = True
+            record = hedge.record(
+                "unwind_requested", exposure, now, "next unwind step requested", actor=actor
+            )
+            self.store.add_coverage(record)
+            return record
+
+    async def coverage_exposure(self) -> HedgeExposure | None:
+        """The hedged asset's exposure now (``None`` without hedging or a spot price)."""
+        if self.hedge is None:
+            return None
+        async with self._lock:
+            return await self._hedge_exposure(self.clock.now())
+
+    def funding(self) -> Mapping[str, FundingAccrual]:
+        """Funding received (+) or paid (−) on the hedge, per venue."""
+        return dict(self._funding)
+
+    async def _hedge_exposure(self, now: datetime) -> HedgeExposure | None:
+        assert self.hedge is not None
+        symbol = self.hedge.config.spot_symbol
+        names = [n for n, v in self.venues.items() if symbol in v.instruments()]
+        mid = consensus_mid(list((await self._books(symbol, names)).values()))
+        if mid is None:
+            return None
+        return self.hedge.exposure(self.risk.holdings, mid, now)
+
+    def _working_spot_buys(self) -> Decimal:
+        """Spot of the hedged asset bought by live trade children (may still fill)."""
+        assert self.hedge is not None
+        total = ZERO
+        for child in self._child_index.values():
+            if child.is_terminal or child.side is not Side.BUY:
+                continue
+            parent = self._parents.get(child.parent_id)
+            if parent is None or parent.role is not ParentRole.TRADE:
+                continue
+            if self._is_hedged_spot(child.venue, child.symbol):
+                total += child.working_qty
+        return total
+
+    def _is_hedged_spot(self, venue: str, symbol: str) -> bool:
+        assert self.hedge is not None
+        instrument = self.venues[venue].instruments().get(symbol)
+        return (
+            instrument is not None
+            and instrument.kind is InstrumentKind.SPOT
+            and instrument.base == self.hedge.config.asset
+        )
+
+    async def _plan_hedges(self, now: datetime, changes: _Changes) -> None:
+        """Keep the hedge legs at what the phase requires; see ``ems.hedging``."""
+        hedge = self.hedge
+        if hedge is None:
+            return
+        exposure = await self._hedge_exposure(now)
+        if exposure is None:
+            return
+        self._accrue_funding()
+        hedge.forget_demand(p.id for p in self._parents.values() if not p.is_terminal)
+        committed = exposure.spot_qty + self._working_spot_buys() + hedge.demand
+        pending = [
+            PendingHedge(
+                parent.id,
+                parent.role,
+                self.venues[parent.venues[0]].instruments()[parent.symbol],
+                parent.side,
+                parent.remaining_qty,
+                parent.reduce_only,
+            )
+            for parent in self._parents.values()
+            if parent.role.is_hedge and not parent.is_terminal
+        ]
+        symbol = hedge.config.hedge_symbol
+        hedge_venues = {
+            name: venue.instruments()[symbol]
+            for name, venue in self.venues.items()
+            if symbol in venue.instruments()
+        }
+        listing = [
+            instrument
+            for venue in self.venues.values()
+            for instrument in venue.instruments().values()
+            if instrument.kind is InstrumentKind.OPTION and instrument.base == hedge.config.asset
+        ]
+        plan = hedge.plan(exposure, committed, pending, hedge_venues, listing, now)
+        changes.batch.coverage.extend(plan.records)
+        for order in plan.orders:
+            await self._place_hedge(order, exposure, now, changes)
+
+    async def _place_hedge(
+        self, order: HedgeOrder, exposure: HedgeExposure, now: datetime, changes: _Changes
+    ) -> None:
+        assert self.hedge is not None
+        config = self.hedge.config
+        self._hedge_seq += 1
+        params = config.put_params if order.role is ParentRole.PUT_HEDGE else config.basis_params
+        new = NewParent(
+            client_id=f"{order.role.value}-{now:%Y%m%dT%H%M%S%f}-{self._hedge_seq}",
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.qty,
+            algo="hedge",
+            end_at=now + config.hedge_window,
+            venues=order.venues,
+            algo_params=dict(params),
+            role=order.role,
+            reduce_only=order.reduce_only,
+        )
+        try:
+            parent, _ = await self.submit(new)
+        except EmsError as exc:
+            detail = f"hedge {order.side} {order.qty} {order.symbol} not placed: {exc}"
+            changes.batch.coverage.append(self.hedge.record("hedge_refused", exposure, now, detail))
+            return
+        changes.batch.coverage.append(
+            self.hedge.record("hedge_order", exposure, now, order.reason, parent_id=parent.id)
+        )
+
+    def _accrue_funding(self) -> None:
+        """Funding settled on the hedge venues since the last step, from their reports."""
+        for name, venue in self.venues.items():
+            payments = getattr(venue, "funding", None)
+            if not isinstance(payments, list):
+                continue
+            accrual = self._funding.get(name, FundingAccrual())
+            for payment in payments:
+                if accrual.last_at is None or payment.at > accrual.last_at:
+                    accrual = accrual.accrue(
+                        payment.position, payment.mark_price, payment.rate, payment.at
+                    )
+            self._funding[name] = accrual
+
+    def _gate_spot(
+        self,
+        parent: ParentOrder,
+        intent: SliceIntent,
+        instrument: Instrument,
+        now: datetime,
+        changes: _Changes,
+    ) -> SliceIntent | None:
+        """Size a spot buy of the hedged asset to what the filled hedge covers (or hold it)."""
+        hedge = self.hedge
+        if (
+            hedge is None
+            or parent.role is not ParentRole.TRADE
+            or parent.side is not Side.BUY
+            or instrument.kind is not InstrumentKind.SPOT
+            or instrument.base != hedge.config.asset
+        ):
+            return intent
+        exposure = hedge.exposure(self.risk.holdings, intent.price, now)
+        allowed, denial = hedge.gate_spot_buy(
+            parent.id, exposure, self._working_spot_buys(), intent.qty, instrument, intent.price
+        )
+        held = self._holds.get(parent.id) == _COVERAGE_HOLD
+        if denial is not None:
+            if not held:
+                self._holds[parent.id] = _COVERAGE_HOLD
+                note = ParentNote(now, parent.id, denial.code.value, denial.detail)
+                changes.parent_event(parent, note)
+                changes.batch.coverage.append(
+                    hedge.record(
+                        "spot_held",
+                        exposure,
+                        now,
+                        denial.detail,
+                        code=denial.code,
+                        parent_id=parent.id,
+                    )
+                )
+            return None
+        if held:
+            self._holds.pop(parent.id, None)
+            detail = f"hedge caught up: spot buy of {allowed} {instrument.base} resumes"
+            changes.batch.coverage.append(
+                hedge.record("spot_resumed", exposure, now, detail, parent_id=parent.id)
+            )
+        return dataclasses.replace(intent, qty=allowed)
+
     async def amend(
         self,
         parent_id: str,
@@ -405,6 +662,8 @@ class ParentOrderManager:
         self.routing.load_fits()
         self._restore_risk_settings()
         self.risk.rebuild(self.store.fills_since(None), self._instruments(), self.clock.now())
+        if self.hedge is not None:
+            self.hedge.restore(self.store.coverage_log(limit=1))
         changes = _Changes()
         await self._reconcile(self._child_index.values(), self.clock.now(), changes)
         self._needs_recovery = False
@@ -422,6 +681,7 @@ class ParentOrderManager:
         changes = _Changes()
         cancels: list[ChildOrder] = []
         new_children: list[ChildOrder] = []
+        await self._plan_hedges(now, changes)
         for parent in list(self._parents.values()):
             if parent.is_terminal:
                 continue
@@ -541,6 +801,10 @@ class ParentOrderManager:
         new_children: list[ChildOrder],
     ) -> None:
         """Split one slice across venues with the router; one child per allocation."""
+        gated = self._gate_spot(parent, intent, tradable[0].instrument, now, changes)
+        if gated is None:
+            return
+        intent = gated
         states = tradable
         max_share = self.config.routing.max_venue_share
         if intent.display_qty is not None:  # a native iceberg lives on one venue
@@ -564,6 +828,8 @@ class ParentOrderManager:
                 state.book,
                 decision.mid,
                 now,
+                reduce_only=parent.reduce_only,
+                is_hedge=parent.role.is_hedge,
             )
             if isinstance(verdict, Denied):
                 self._deny(parent, now, allocation.venue, verdict, changes)
@@ -645,6 +911,7 @@ class ParentOrderManager:
             updated_at=now,
             reason=intent.reason,
             display_qty=intent.display_qty,
+            reduce_only=parent.reduce_only,
         )
         self._children.setdefault(parent.id, {})[child.client_order_id] = child
         self._child_index[child.client_order_id] = child
@@ -665,6 +932,7 @@ class ParentOrderManager:
             price=child.price,
             time_in_force=child.time_in_force,
             display_qty=child.display_qty,
+            reduce_only=child.reduce_only,
         )
         now = self.clock.now()
         cid = child.client_order_id
@@ -736,6 +1004,25 @@ class ParentOrderManager:
             if isinstance(event, ChildFilled) and parent is not None:
                 changes.batch.fills.append((parent.id, event.fill))
                 self._roll_up(parent, event, changes)
+                if parent.role is ParentRole.BASIS_HEDGE and self.hedge is not None:
+                    self._record_hedge_fill(parent, child, event, changes)
+
+    def _record_hedge_fill(
+        self, parent: ParentOrder, child: ChildOrder, event: ChildFilled, changes: _Changes
+    ) -> None:
+        assert self.hedge is not None
+        instrument = self.venues[child.venue].instruments().get(child.symbol)
+        if instrument is None:
+            return
+        spot = self.hedge.last_spot_price
+        exposure = self.hedge.exposure(self.risk.holdings, spot, event.ts) if spot else None
+        rate = getattr(self.venues[child.venue], "funding_rate", None)
+        annual = annualised_funding(rate, 8) if isinstance(rate, Decimal) else None
+        record = self.hedge.hedge_fill_record(
+            instrument, event.price, event.qty, event.side, exposure, event.ts, parent.id, annual
+        )
+        if record is not None:
+            changes.batch.coverage.append(record)
 
     def _roll_up(self, parent: ParentOrder, event: ChildFilled, changes: _Changes) -> None:
         """Add a child fill to its parent; a fill the parent cannot absorb is kept and flagged."""

@@ -61,6 +61,18 @@ class ChildStatus(enum.StrEnum):
         return self in (ChildStatus.PENDING_SUBMIT, ChildStatus.SUBMITTED)
 
 
+class ParentRole(enum.StrEnum):
+    """Why a parent exists: a trader's order, or a hedge leg the risk module keeps."""
+
+    TRADE = "trade"
+    BASIS_HEDGE = "basis_hedge"  # perpetual/future short against the spot
+    PUT_HEDGE = "put_hedge"  # protective puts bought, rolled or released
+
+    @property
+    def is_hedge(self) -> bool:
+        return self is not ParentRole.TRADE
+
+
 CHILD_TERMINAL = frozenset(
     {ChildStatus.FILLED, ChildStatus.CANCELLED, ChildStatus.REJECTED, ChildStatus.EXPIRED}
 )
@@ -109,6 +121,7 @@ class ChildOrder:
     submitted_at: datetime | None = None
     reason: str = ""
     display_qty: Decimal | None = None
+    reduce_only: bool = False
     # What routing knew when the child was decided, for its impact point once it is done.
     decision_mid: Decimal | None = None
     expected_cost_bps: Decimal | None = None
@@ -250,6 +263,8 @@ class ParentOrder:
     tracking_abs_sum: Decimal = ZERO  # sum of |filled - target| / quantity over samples
     tracking_max: Decimal = ZERO
     last_fill_at: datetime | None = None
+    role: ParentRole = ParentRole.TRADE
+    reduce_only: bool = False  # every child may only reduce the position (hedge reductions)
     trade_ids: set[str] = field(default_factory=set)
 
     @property

@@ -154,6 +154,34 @@ class AuditRecord:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class CoverageRecord:
+    """One hedge-coverage decision of the risk module, with the exposure it was taken on.
+
+    ``kind`` says what happened (``phase``, ``spot_held``, ``spot_resumed``, ``hedge_order``,
+    ``hedge_fill``, ``unwind_step``, ``unwind_refused``, ``put_roll``, ``drift``,
+    ``position_break``); ``code`` is the risk reason code
+    of a refusal; ``state`` is the JSON of the hedge desk's durable state *after* the decision
+    (phase, unwind progress), so the last record restores it after a restart.
+    """
+
+    ts: datetime
+    kind: str
+    phase: str
+    unwind_status: str
+    spot_qty: Decimal
+    perp_short_qty: Decimal
+    put_cover_qty: Decimal
+    detail: str
+    state: str
+    code: str | None = None
+    evidence: str = ""
+    actor: str = "system"
+    parent_id: str | None = None
+    basis_bps: Decimal | None = None  # hedge fills: (hedge price − spot mid) ÷ spot mid
+    basis_annualised: Decimal | None = None  # futures: basis over time to expiry; perps: funding
+
+
 @dataclass(slots=True)
 class Batch:
     """Everything one step changed; the store writes it in a single transaction."""
@@ -164,6 +192,7 @@ class Batch:
     events: list[tuple[str, Event]] = field(default_factory=list)  # (parent_id, event)
     impact_points: list[ImpactPoint] = field(default_factory=list)
     routes: list[RouteRecord] = field(default_factory=list)
+    coverage: list[CoverageRecord] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
@@ -173,6 +202,7 @@ class Batch:
             or self.events
             or self.impact_points
             or self.routes
+            or self.coverage
         )
 
 
@@ -279,6 +309,14 @@ class StorePort(Protocol):
 
     def audit_log(self, *, action: str | None = None, limit: int = 1000) -> list[AuditRecord]:
         """Audit records, oldest first (the newest ``limit``), optionally of one action."""
+        ...
+
+    def add_coverage(self, record: CoverageRecord) -> None:
+        """Append one coverage decision outside a step's batch (e.g. a phase change)."""
+        ...
+
+    def coverage_log(self, *, kind: str | None = None, limit: int = 1000) -> list[CoverageRecord]:
+        """The newest ``limit`` coverage decisions (optionally of one kind), oldest first."""
         ...
 
     def add_api_key(self, record: ApiKeyRecord) -> None: ...

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from ems.domain import ZERO, Fill, Instrument, OrderBook, Side
+from ems.domain import ZERO, Fill, Instrument, InstrumentKind, OrderBook, Side
 from risk.checks import ChildIntent, RiskContext, check_child
 from risk.limits import DEFAULT_LIMITS, RiskLimits
 from risk.throttle import OrderRateWindow, record
@@ -29,6 +29,7 @@ class RiskDesk:
         self.global_state = TradingState.ACTIVE
         self.venue_states: dict[str, TradingState] = {}
         self._positions: dict[str, Decimal] = {}
+        self._holdings: dict[tuple[str, str], tuple[Instrument, Decimal]] = {}
         self._day: tuple[int, int, int] | None = None
         self._day_notional = ZERO
         self._rates: dict[str, OrderRateWindow] = {}
@@ -37,6 +38,12 @@ class RiskDesk:
     def positions(self) -> Mapping[str, Decimal]:
         """Signed net position per asset in base units, from our own fills."""
         return dict(self._positions)
+
+    @property
+    def holdings(self) -> list[tuple[Instrument, Decimal]]:
+        """Signed quantity held of each instrument (in its own units: contracts for
+        derivatives), from our own fills; flat instruments are left out."""
+        return [(inst, qty) for inst, qty in self._holdings.values() if qty != 0]
 
     def day_notional(self, now: datetime) -> Decimal:
         return self._day_notional if self._day == _day_of(now) else ZERO
@@ -59,6 +66,7 @@ class RiskDesk:
     ) -> None:
         """Recompute positions and today's notional from every recorded fill (after a restart)."""
         self._positions.clear()
+        self._holdings.clear()
         self._day, self._day_notional = _day_of(now), ZERO
         for fill in fills:
             instrument = instruments.get((fill.venue, fill.symbol))
@@ -67,8 +75,11 @@ class RiskDesk:
 
     def on_fill(self, fill: Fill, instrument: Instrument, *, count_notional: bool = True) -> None:
         """Account one of our fills."""
-        change = fill.side.sign * fill.qty * instrument.contract_size
-        self._positions[instrument.base] = self._positions.get(instrument.base, ZERO) + change
+        held = self._holdings.get(instrument.key, (instrument, ZERO))[1]
+        self._holdings[instrument.key] = (instrument, held + fill.side.sign * fill.qty)
+        if instrument.kind is not InstrumentKind.OPTION:  # an option's exposure is its delta
+            change = fill.side.sign * fill.qty * instrument.contract_size
+            self._positions[instrument.base] = self._positions.get(instrument.base, ZERO) + change
         if count_notional:
             day = _day_of(fill.ts)
             if day != self._day:
@@ -84,6 +95,9 @@ class RiskDesk:
         book: OrderBook,
         consensus_mid: Decimal | None,
         now: datetime,
+        *,
+        reduce_only: bool = False,
+        is_hedge: bool = False,
     ) -> Verdict:
         """The pre-trade verdict on one proposed child."""
         intent = ChildIntent(
@@ -96,6 +110,8 @@ class RiskDesk:
             qty=qty,
             price=price,
             contract_size=instrument.contract_size,
+            reduce_only=reduce_only,
+            is_hedge=is_hedge,
         )
         context = RiskContext(
             now=now,

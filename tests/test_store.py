@@ -58,6 +58,7 @@ STORE_TABLES = {
     "impact_fits",
     "route_decisions",
     "audit_log",
+    "coverage_decisions",
 }
 
 
@@ -666,7 +667,7 @@ def test_migrating_twice_is_a_no_op_that_keeps_the_data(db_url: str) -> None:
             tables = set(inspect(connection).get_table_names())
     finally:
         engine.dispose()
-    assert revision == _head_revision() == "0004"
+    assert revision == _head_revision() == "0005"
     assert tables == STORE_TABLES | {"alembic_version"}
     with closing(SqlStore(db_url)) as store:
         assert [p.id for p in store.list_parents()] == ["P1"]

@@ -22,6 +22,7 @@ from ems.ports import (
     ApiKeyRecord,
     AuditRecord,
     Batch,
+    CoverageRecord,
     EventRecord,
     ImpactFitRecord,
     ImpactPoint,
@@ -32,6 +33,7 @@ from ems.store.tables import (
     ApiKeyRow,
     AuditRow,
     ChildRow,
+    CoverageRow,
     EventRow,
     FillRow,
     ImpactFitRow,
@@ -144,6 +146,8 @@ class SqlStore:
                 session.execute(
                     insert(RouteDecisionRow), [route_values(route) for route in batch.routes]
                 )
+            if batch.coverage:
+                session.add_all(CoverageRow(**plain(r, frozenset())) for r in batch.coverage)
 
     @staticmethod
     def _insert_fills(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -195,7 +199,21 @@ class SqlStore:
         with self._write() as session:
             session.add(AuditRow(**plain(record, frozenset())))
 
+    def add_coverage(self, record: CoverageRecord) -> None:
+        """Append one coverage decision outside a step's batch (e.g. a phase change)."""
+        with self._write() as session:
+            session.add(CoverageRow(**plain(record, frozenset())))
+
     # -- reads --
+
+    def coverage_log(self, *, kind: str | None = None, limit: int = 1000) -> list[CoverageRecord]:
+        """The newest ``limit`` coverage decisions (optionally of one kind), oldest first."""
+        with self._read() as session:
+            query = select(CoverageRow)
+            if kind is not None:
+                query = query.where(CoverageRow.kind == kind)
+            rows = session.exec(query.order_by(col(CoverageRow.id).desc()).limit(limit)).all()
+            return [CoverageRecord(**row.model_dump(exclude={"id"})) for row in reversed(rows)]
 
     def audit_log(self, *, action: str | None = None, limit: int = 1000) -> list[AuditRecord]:
         """The newest ``limit`` audit records (optionally of one action), oldest first."""

@@ -11,12 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from ems.domain import Fill, Liquidity, OrderType, Side, TimeInForce
 from ems.events import Event, to_payload
-from ems.orders import ChildOrder, ChildStatus, ParentOrder, ParentStatus
+from ems.orders import ChildOrder, ChildStatus, ParentOrder, ParentRole, ParentStatus
 from ems.ports import EventRecord, ImpactFitRecord, ImpactPoint, RouteRecord
 from ems.store.types import ExactDecimal, RoundedDecimal, UtcDateTime
 
@@ -81,6 +82,9 @@ class ParentRow(_Row, table=True):
     tracking_max: Decimal = Field(
         default=Decimal(0), sa_type=RoundedDecimal, sa_column_kwargs=_zero()
     )
+    # Hedge legs (revision 0005).
+    role: str = Field(default="trade", sa_column_kwargs={"server_default": "trade"})
+    reduce_only: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
 
 
 class ChildRow(_Row, table=True):
@@ -106,6 +110,7 @@ class ChildRow(_Row, table=True):
     submitted_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     reason: str
     display_qty: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # revision 0002
+    reduce_only: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
     # Routing context (revision 0003): the mid is a price, kept exact; the cost in bps and the
     # relative sizes are computed figures, rounded half-even to 18 places.
     decision_mid: Decimal | None = Field(default=None, sa_type=ExactDecimal)
@@ -226,6 +231,29 @@ class AuditRow(_Row, table=True):
     reason: str = Field(sa_type=Text)
 
 
+class CoverageRow(_Row, table=True):
+    """A hedge-coverage decision of the risk module (revision 0005)."""
+
+    __tablename__ = "coverage_decisions"
+
+    id: int | None = Field(default=None, sa_column=Column(_serial(), primary_key=True))
+    ts: datetime = Field(sa_type=UtcDateTime)
+    kind: str = Field(index=True)
+    phase: str
+    unwind_status: str
+    spot_qty: Decimal = Field(sa_type=ExactDecimal)
+    perp_short_qty: Decimal = Field(sa_type=ExactDecimal)
+    put_cover_qty: Decimal = Field(sa_type=RoundedDecimal)
+    detail: str = Field(sa_type=Text)
+    state: str = Field(sa_type=Text)
+    code: str | None = None
+    evidence: str = Field(sa_type=Text)
+    actor: str
+    parent_id: str | None = None
+    basis_bps: Decimal | None = Field(default=None, sa_type=RoundedDecimal)
+    basis_annualised: Decimal | None = Field(default=None, sa_type=RoundedDecimal)
+
+
 class ApiKeyRow(_Row, table=True):
     __tablename__ = "api_keys"
     __table_args__ = (Index("ix_api_keys_key_hash", "key_hash", unique=True),)
@@ -271,11 +299,12 @@ def parent_row(parent: ParentOrder) -> ParentRow:
 
 def parent_from_row(row: ParentRow, trade_ids: Iterable[str]) -> ParentOrder:
     """Rebuild a parent from its row and the trade ids of its fills."""
-    values = row.model_dump(exclude={"venues", "algo_params", "side", "status"})
+    values = row.model_dump(exclude={"venues", "algo_params", "side", "status", "role"})
     return ParentOrder(
         **values,
         side=Side(row.side),
         status=ParentStatus(row.status),
+        role=ParentRole(row.role),
         venues=tuple(json.loads(row.venues)),
         algo_params=json.loads(row.algo_params),
         trade_ids=set(trade_ids),
