@@ -757,6 +757,7 @@ def risk_tables(view: Mapping[str, Any]) -> list[Table]:
         ("max daily", limits["max_daily_notional"]),
         ("max position", ", ".join(f"{a} {q}" for a, q in limits["max_position"].items())),
         ("price collar", f"{limits['price_collar_bps']} bps"),
+        ("option collar", f"{limits['option_collar_bps']} bps"),
         ("max book age", f"{limits['max_book_age_s']:g}s"),
         (
             "order rate",

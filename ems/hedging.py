@@ -494,8 +494,16 @@ class HedgeDesk:
         tolerance = self.config.policy.drift_tolerance * committed_spot
         basis_excess = exposure.perp_short_qty - requirement.target_basis_ratio * committed_spot
         put_excess = exposure.put_cover_qty - requirement.target_put_ratio * committed_spot
-        wants_basis = scope.covers_basis and basis_excess > tolerance and hedge_venues
-        wants_puts = scope.covers_puts and put_excess > tolerance and exposure.puts
+        # Lot rounding over-hedges by up to one tradable lot: that is not an excess to unwind.
+        basis_slack = tolerance
+        if hedge_venues:
+            perp = _strictest(hedge_venues.values())
+            basis_slack += perp.min_tradable_qty(exposure.spot_price) * perp.contract_size
+        put_slack = tolerance + max(
+            (p.instrument.min_qty * p.instrument.contract_size for p in exposure.puts), default=ZERO
+        )
+        wants_basis = scope.covers_basis and basis_excess > basis_slack and hedge_venues
+        wants_puts = scope.covers_puts and put_excess > put_slack and exposure.puts
         if not (wants_basis or wants_puts):
             return
         if not self.config.auto_unwind and not self.unwind_requested:

@@ -144,6 +144,7 @@ def limits_to_json(limits: RiskLimits) -> str:
             "max_daily_notional": str(limits.max_daily_notional),
             "max_position": {asset: str(v) for asset, v in sorted(limits.max_position.items())},
             "price_collar_bps": str(limits.price_collar_bps),
+            "option_collar_bps": str(limits.option_collar_bps),
             "max_book_age_s": limits.max_book_age.total_seconds(),
             "max_orders_per_window": limits.max_orders_per_window,
             "order_window_s": limits.order_window.total_seconds(),
@@ -161,6 +162,7 @@ def limits_from_json(text: str) -> RiskLimits:
         max_daily_notional=Decimal(raw["max_daily_notional"]),
         max_position={asset: Decimal(v) for asset, v in raw["max_position"].items()},
         price_collar_bps=Decimal(raw["price_collar_bps"]),
+        option_collar_bps=Decimal(raw.get("option_collar_bps", "1500")),  # absent before 0005
         max_book_age=timedelta(seconds=raw["max_book_age_s"]),
         max_orders_per_window=int(raw["max_orders_per_window"]),
         order_window=timedelta(seconds=raw["order_window_s"]),

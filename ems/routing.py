@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from ems.domain import ZERO, Instrument, OrderBook, Side
+from ems.domain import ZERO, Instrument, InstrumentKind, OrderBook, Side
 from ems.errors import VenueError
 from ems.orders import ChildOrder
 from ems.ports import ImpactFitRecord, ImpactPoint, RouteRecord, StorePort, VenuePort
@@ -253,14 +253,24 @@ def strictest_instrument(instruments: Sequence[Instrument]) -> Instrument:
 def _available_qty(
     side: Side, book: OrderBook, instrument: Instrument, balances: Mapping[str, object]
 ) -> Decimal:
-    """How much this venue's balances let us trade on ``side`` (base units, lot-rounded)."""
-    if side is Side.BUY:
-        balance = balances.get(instrument.quote)
-        price = book.best_ask or book.mid
+    """How much this venue's balances let us trade on ``side`` (base units, lot-rounded).
+
+    Spot buys spend the quote and sells the base asset; futures either way post margin in the
+    settle asset (counted at 1× leverage, so capacity never overstates it); options bought spend
+    the quote, options sold can only be ones held, which the venue itself enforces.
+    """
+    derivative = instrument.kind in (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
+    if side is Side.BUY or derivative:
+        asset = (instrument.settle or instrument.quote) if derivative else instrument.quote
+        balance = balances.get(asset)
+        price = (book.best_ask if side is Side.BUY else book.best_bid) or book.mid
         if balance is None or not price:
             return ZERO
         free = getattr(balance, "free", ZERO)
-        return instrument.round_qty(free / (price * (1 + instrument.taker_fee) * Decimal("1.01")))
+        unit = price * instrument.contract_size * (1 + instrument.taker_fee) * Decimal("1.01")
+        return instrument.round_qty(free / unit)
+    if instrument.kind is InstrumentKind.OPTION:
+        return instrument.round_qty(sum((level.qty for level in book.bids), ZERO))
     balance = balances.get(instrument.base)
     return instrument.round_qty(getattr(balance, "free", ZERO)) if balance is not None else ZERO
 

@@ -6,7 +6,8 @@
 2. global or venue state REDUCING and the order does not reduce its asset's exposure →
    ``REDUCING_ONLY`` (see ``reduces_exposure``)
 3. no book, a book older than ``max_book_age`` or no consensus mid → ``STALE_MARKET_DATA``
-4. a buy priced above mid + collar or a sell below mid − collar → ``PRICE_COLLAR``
+4. a buy priced above mid + collar or a sell below mid − collar → ``PRICE_COLLAR`` (options use
+   the wider ``option_collar_bps``)
 5. qty × price × contract size above ``max_child_notional`` → ``CHILD_NOTIONAL``
 6. today's notional plus this order above ``max_daily_notional`` → ``DAILY_NOTIONAL``
 7. net position of the asset after the order beyond ``max_position`` → ``POSITION_LIMIT``
@@ -268,14 +269,16 @@ def check_child(intent: ChildIntent, ctx: RiskContext, limits: RiskLimits) -> Ve
 
     # Signed distance from mid, positive when the price is worse for the order's side.
     adverse = (intent.price - mid) * intent.side.sign
-    if adverse * BPS > mid * limits.price_collar_bps:
+    option = intent.kind is InstrumentKind.OPTION
+    collar = limits.option_collar_bps if option else limits.price_collar_bps
+    if adverse * BPS > mid * collar:
         distance = (adverse * BPS / mid).quantize(Decimal("0.1"))
         direction = "above" if intent.side is Side.BUY else "below"
         return Denied(
             DenyCode.PRICE_COLLAR,
             f"{intent.side} price {fmt(intent.price)} {quote} is {fmt(distance)} bps {direction} "
-            f"the consensus mid {fmt(mid)} {quote}; the collar allows "
-            f"{fmt(limits.price_collar_bps)} bps",
+            f"the consensus mid {fmt(mid)} {quote}; the {'option ' if option else ''}collar "
+            f"allows {fmt(collar)} bps",
         )
 
     notional = intent.notional

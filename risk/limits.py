@@ -41,6 +41,8 @@ class RiskLimits:
       mid × (1 − collar) is refused (1 bp = 0.01 %).
     - ``max_book_age``: market data older than this is stale and blocks trading.
     - ``max_orders_per_window`` / ``order_window``: per-venue order-rate throttle.
+    - ``option_collar_bps``: the collar for options, whose books are far wider than spot's
+      (a 4 % spread is usual): measured against the option's own consensus mid.
     """
 
     max_child_notional: Decimal
@@ -51,6 +53,7 @@ class RiskLimits:
     max_book_age: timedelta
     max_orders_per_window: int
     order_window: timedelta
+    option_collar_bps: Decimal = Decimal(1500)
 
     def __post_init__(self) -> None:
         for name in ("max_child_notional", "max_parent_notional", "max_daily_notional"):
@@ -81,10 +84,11 @@ class RiskLimits:
             positions[asset] = value
         object.__setattr__(self, "max_position", MappingProxyType(positions))
 
-        collar = _exact("price_collar_bps", self.price_collar_bps)
-        if not Decimal(0) < collar < Decimal(10_000):
-            raise ValueError(f"price_collar_bps must be between 0 and 10,000 bps, got {collar}")
-        object.__setattr__(self, "price_collar_bps", collar)
+        for name in ("price_collar_bps", "option_collar_bps"):
+            collar = _exact(name, getattr(self, name))
+            if not Decimal(0) < collar < Decimal(10_000):
+                raise ValueError(f"{name} must be between 0 and 10,000 bps, got {collar}")
+            object.__setattr__(self, name, collar)
 
         for name in ("max_book_age", "order_window"):
             span = getattr(self, name)

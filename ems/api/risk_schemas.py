@@ -117,6 +117,13 @@ class RiskLimitsBody(BaseModel):
             "basis points, strictly between 0 and 10000."
         )
     )
+    option_collar_bps: CollarBps = Field(
+        default=Decimal(1500),
+        description=(
+            "The collar for options (their books are far wider than spot's), against the "
+            "option's own consensus mid; basis points, strictly between 0 and 10000."
+        ),
+    )
     max_book_age_s: Seconds = Field(
         description="Market data older than this many seconds is stale and blocks trading."
     )
@@ -172,6 +179,7 @@ class RiskLimitsBody(BaseModel):
             max_daily_notional=self.max_daily_notional,
             max_position=dict(self.max_position),
             price_collar_bps=self.price_collar_bps,
+            option_collar_bps=self.option_collar_bps,
             max_book_age=timedelta(seconds=self.max_book_age_s),
             max_orders_per_window=self.max_orders_per_window,
             order_window=timedelta(seconds=self.order_window_s),
@@ -186,6 +194,7 @@ class RiskLimitsBody(BaseModel):
             max_daily_notional=limits.max_daily_notional,
             max_position=dict(sorted(limits.max_position.items())),
             price_collar_bps=limits.price_collar_bps,
+            option_collar_bps=limits.option_collar_bps,
             max_book_age_s=limits.max_book_age.total_seconds(),
             max_orders_per_window=limits.max_orders_per_window,
             order_window_s=limits.order_window.total_seconds(),
