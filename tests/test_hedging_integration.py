@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from ems.domain import Side
+from ems.domain import OrderRequest, OrderType, Side
 from ems.errors import Conflict, InvalidOrder
 from ems.intake import NewParent
 from ems.orders import ParentRole
@@ -197,3 +197,36 @@ async def test_hedge_children_go_to_the_perpetual(store: SqlStore) -> None:
     await run(desk, desk.clock.now() + timedelta(seconds=10))
     shorts = hedge_parents(store, ParentRole.BASIS_HEDGE)
     assert shorts and {p.symbol for p in shorts} == {PERP_SYMBOL}
+
+
+async def test_positions_reconcile_with_every_venue_and_an_outside_trade_is_a_break(
+    store: SqlStore,
+) -> None:
+    desk = hedged_desk(store)
+    await desk.manager.submit(spot_buy(desk, "0.5", minutes=1))
+    await run(desk, desk.clock.now() + timedelta(seconds=75))
+
+    checks = await desk.manager.check_positions()
+
+    kinds = {(c.venue, c.kind) for c in checks}
+    assert {("binance-sim", "spot_balance"), ("binance-usdm-sim", "derivative")} <= kinds
+    assert any(c.kind == "option" for c in checks)
+    assert all(not c.suspect for c in checks), [c for c in checks if c.suspect]
+
+    outside = OrderRequest(
+        "manual-1", "binance-usdm-sim", PERP_SYMBOL, Side.SELL, Decimal("0.01"), OrderType.MARKET
+    )
+    await desk.perp.submit(outside)  # someone trades the account outside the EMS
+    desk.clock.advance(timedelta(seconds=1))  # past the venue's latency
+    await desk.manager.check_positions()
+    assert store.coverage_log(kind="position_break") == []  # one check may be a fill in transit
+    checks = await desk.manager.check_positions()
+
+    [broken] = [c for c in checks if c.is_break]
+    assert (broken.venue, broken.item, broken.difference) == (
+        "binance-usdm-sim",
+        PERP_SYMBOL,
+        Decimal("-0.01"),
+    )
+    [record] = store.coverage_log(kind="position_break")
+    assert "binance-usdm-sim" in record.detail and "-0.01" in record.detail

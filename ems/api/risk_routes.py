@@ -17,7 +17,9 @@ from ems.api.auth import Principal
 from ems.api.deps import Admin, ManagerDep, StoreDep, Viewer
 from ems.api.risk_schemas import (
     AuditPublic,
+    HoldingView,
     LimitsUpdate,
+    PositionCheckView,
     RiskLimitsBody,
     RiskView,
     TradingStateUpdate,
@@ -90,6 +92,27 @@ async def risk_state(manager: ManagerDep, _caller: Viewer) -> Any:
         limits=RiskLimitsBody.of(desk.limits),
         positions=positions_view(desk.positions),
         day_notional=desk.day_notional(now),
+        holdings=[
+            HoldingView(venue=i.venue, symbol=i.symbol, kind=i.kind.value, qty=qty)
+            for i, qty in sorted(desk.holdings, key=lambda h: h[0].key)
+        ],
+        reconciliation=[
+            PositionCheckView.model_validate(
+                {
+                    "venue": c.venue,
+                    "item": c.item,
+                    "kind": c.kind,
+                    "ours": c.ours,
+                    "reported": c.reported,
+                    "offset": c.offset,
+                    "difference": c.difference,
+                    "matched": not c.suspect,
+                    "break": c.is_break,
+                    "checked_at": c.checked_at,
+                }
+            )
+            for _, c in sorted(manager.position_checks.items())
+        ],
     )
 
 

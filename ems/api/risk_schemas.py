@@ -261,6 +261,34 @@ class VenueRisk(BaseModel):
     detail: str = Field(description="The reason in words, empty when tradable.")
 
 
+class HoldingView(BaseModel):
+    """What we hold of one instrument on one venue, from our own fills."""
+
+    model_config = _OUT
+
+    venue: str
+    symbol: str
+    kind: str
+    qty: DecimalStr
+
+
+class PositionCheckView(BaseModel):
+    """One line of the position reconciliation."""
+
+    model_config = _OUT
+
+    venue: str
+    item: str = Field(description="A symbol (derivatives, options) or an asset (spot balance).")
+    kind: str = Field(description="derivative | option | spot_balance")
+    ours: DecimalStr = Field(description="From our own fills.")
+    reported: DecimalStr = Field(description="What the venue reports.")
+    offset: DecimalStr = Field(description="Spot: balance held apart from our fills.")
+    difference: DecimalStr
+    matched: bool
+    is_break: bool = Field(alias="break")
+    checked_at: UtcDatetime
+
+
 class RiskView(BaseModel):
     """The risk desk at a glance."""
 
@@ -274,6 +302,17 @@ class RiskView(BaseModel):
         description="Signed net position per base asset (long positive), from our own fills."
     )
     day_notional: DecimalStr = Field(description="Quote currency traded since UTC midnight.")
+    holdings: list[HoldingView] = Field(
+        default_factory=list,
+        description="Signed quantity held per instrument and venue (contracts for derivatives).",
+    )
+    reconciliation: list[PositionCheckView] = Field(
+        default_factory=list,
+        description=(
+            "The last comparison of our fills with each venue's balances and positions; a "
+            "`break` is a difference beyond half a lot seen on two checks running."
+        ),
+    )
 
 
 def _decoded(text: str) -> Any:
