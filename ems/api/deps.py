@@ -18,12 +18,15 @@ from ems.api.auth import Principal, Role, authenticate
 from ems.clock import Clock
 from ems.intake import NewParent
 from ems.orders import ChildOrder, ParentOrder
-from ems.ports import AuditRecord, StorePort, VenuePort
+from ems.hedging import HedgeDesk, HedgeExposure
+from ems.ports import AuditRecord, CoverageRecord, StorePort, VenuePort
+from ems.positions import PositionCheck
 from ems.preview import PreviewResult
 from ems.risk_desk import RiskDesk
 from ems.routing import RoutingDesk
+from risk.basis import FundingAccrual
 from risk.limits import RiskLimits
-from risk.types import TradingState
+from risk.types import MarketPhase, TradingState
 
 
 class OrderManager(Protocol):
@@ -99,6 +102,34 @@ class OrderManager(Protocol):
 
     async def set_risk_limits(self, limits: RiskLimits, *, actor: str, reason: str) -> AuditRecord:
         """Replace the pre-trade limits, audited with before and after."""
+        ...
+
+    @property
+    def position_checks(self) -> Mapping[tuple[str, str], PositionCheck]:
+        """The last reconciliation of our holdings with each venue, by (venue, item)."""
+        ...
+
+    @property
+    def hedge(self) -> HedgeDesk | None:
+        """The hedge desk (phase, unwind, coverage policy), or None without hedging."""
+        ...
+
+    async def set_market_phase(
+        self, phase: MarketPhase, *, evidence: str, actor: str
+    ) -> CoverageRecord:
+        """Enter a market phase with its evidence (``InvalidOrder`` naming the field)."""
+        ...
+
+    async def request_unwind(self, *, actor: str) -> CoverageRecord:
+        """Ask for the next unwind step (``Conflict`` with the risk code when refused)."""
+        ...
+
+    async def coverage_exposure(self) -> HedgeExposure | None:
+        """The hedged asset's exposure now (None without hedging or a spot price)."""
+        ...
+
+    def funding(self) -> Mapping[str, FundingAccrual]:
+        """Funding received or paid on the hedge, per venue."""
         ...
 
 
