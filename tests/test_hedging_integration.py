@@ -81,6 +81,7 @@ async def test_spot_accumulation_stays_covered_at_every_fill_and_ends_at_target(
     assert shorts and all(p.side is Side.SELL and not p.reduce_only for p in shorts)
     puts = hedge_parents(store, ParentRole.PUT_HEDGE)
     assert puts and all(p.side is Side.BUY for p in puts)
+    assert store.coverage_log(kind="drift") == []  # never short of target for too long
 
 
 async def test_hedge_fills_record_the_basis_against_spot(store: SqlStore) -> None:
