@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -70,6 +71,8 @@ class Run:
     min_coverage_after_fill: Decimal | None = None
     basis_at_fills: list[tuple[Decimal, Decimal]] = field(default_factory=list)  # (bps, qty)
     held_decisions: int = 0
+    steps: int = 0
+    wall_s: float = 0.0
 
 
 def start_time(spot: list[MarketEvent], perp: list[MarketEvent]) -> datetime:
@@ -117,7 +120,10 @@ async def work(
     deadline = started + window + timedelta(seconds=30)
     while clock.now() < deadline:
         clock.advance(STEP)
+        tick = time.perf_counter()
         await manager.step()
+        run.wall_s += time.perf_counter() - tick
+        run.steps += 1
         current = manager.parent(parent.id)
         assert current is not None
         if current.is_terminal and run.finished_after is None:
@@ -218,11 +224,14 @@ def report(hedged: Run, plain: Run, qty: Decimal) -> None:
     print(f"\nLowest coverage right after a spot fill: {'—' if low is None else _q(low, '0.001')}")
     print(f"Spot slices held for coverage (distinct holds): {hedged.held_decisions}\n")
     print("Spot leg against the unhedged baseline (same data, same run):\n")
-    print("| run | shortfall vs arrival (bps, fees incl.) | completed after |")
-    print("|---|---|---|")
+    print("| run | shortfall vs arrival (bps, fees incl.) | completed after | manager step |")
+    print("|---|---|---|---|")
     for name, run in (("unhedged (baseline)", plain), ("hedged", hedged)):
         done = "—" if run.finished_after is None else f"{run.finished_after.total_seconds():.1f} s"
-        print(f"| {name} | {_q(shortfall(run.spot_fills, run.arrival_mid))} | {done} |")
+        per_step = f"{run.wall_s / run.steps * 1000:.2f} ms over {run.steps} steps"
+        print(
+            f"| {name} | {_q(shortfall(run.spot_fills, run.arrival_mid))} | {done} | {per_step} |"
+        )
 
 
 def main() -> None:
