@@ -231,3 +231,20 @@ async def test_positions_reconcile_with_every_venue_and_an_outside_trade_is_a_br
     )
     [record] = store.coverage_log(kind="position_break")
     assert "binance-usdm-sim" in record.detail and "-0.01" in record.detail
+
+
+async def test_funding_on_the_short_is_accrued_from_the_venue_reports(store: SqlStore) -> None:
+    desk = hedged_desk(store)
+    await desk.manager.submit(spot_buy(desk, "0.5", minutes=1))
+    await run(desk, desk.clock.now() + timedelta(seconds=70))
+    exposure = await desk.manager.coverage_exposure()
+    assert exposure is not None and exposure.perp_short_qty > 0
+
+    at = desk.clock.now()
+    payment = desk.perp.apply_funding(PERP_SYMBOL, Decimal("0.0001"), Decimal(61_000), at)
+    await run(desk, desk.clock.now() + timedelta(seconds=1))
+
+    accrual = desk.manager.funding()["binance-usdm-sim"]
+    # A short receives a positive rate: 0.0001 × 61,000 per BTC short.
+    assert accrual.net == payment.amount == exposure.perp_short_qty * Decimal("6.1")
+    assert (accrual.events, accrual.last_at, accrual.paid) == (1, at, Decimal(0))
