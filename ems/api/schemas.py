@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ems.domain import Fill, Liquidity, OrderType, Side, TimeInForce
-from ems.orders import ChildOrder, ChildStatus, ParentOrder, ParentStatus
+from ems.orders import ChildOrder, ChildStatus, ParentOrder, ParentRole, ParentStatus
 from ems.ports import EventRecord
 
 
@@ -862,6 +862,16 @@ class ParentPublic(ParentBase):
     market_volume: DecimalStr = Field(
         description="Base quantity traded by the market on the order's venues since its start."
     )
+    role: ParentRole = Field(
+        default=ParentRole.TRADE,
+        description=(
+            "`trade` for a trader's order; `basis_hedge` / `put_hedge` for the hedge legs the "
+            "risk module places itself."
+        ),
+    )
+    reduce_only: bool = Field(
+        default=False, description="Every child may only reduce a position (hedge releases)."
+    )
 
     @classmethod
     def of(cls, parent: ParentOrder) -> ParentPublic:
@@ -872,6 +882,8 @@ class ParentPublic(ParentBase):
             id=parent.id,
             client_id=parent.client_id,
             status=parent.status,
+            role=parent.role,
+            reduce_only=parent.reduce_only,
             symbol=parent.symbol,
             side=parent.side,
             quantity=parent.quantity,
