@@ -1080,6 +1080,8 @@ def test_public_view_of_a_parent() -> None:
         "participation_rate": "0.04",  # 0.5 filled of 12.5 traded
         "maker_share": "0.25",
         "market_volume": "12.5",
+        "role": "trade",
+        "reduce_only": False,
     }
     fresh = dataclasses.replace(
         parent,
