@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from ems.clock import TestClock
+from ems.domain import OptionRight
 from ems.main import build_manager, looped_recording
-from ems.settings import SettingsError, load_settings
+from ems.settings import SettingsError, SimOptionsVenueSettings, load_settings
 from ems.store import SqlStore
 from ems.venues.sim_venue import SimVenue, binance_btcusdt_config
 from tests.replay_support import snapshot_time, spot_recording
@@ -46,11 +47,22 @@ async def test_example_config_builds_every_venue_and_a_working_manager(tmp_path:
 
     manager = build_manager(settings, store, clock)
 
-    assert sorted(manager.venues) == sorted(v.name for v in settings.venues)
-    for venue in manager.venues.values():
-        book = await venue.order_book("BTC/USDT", 5)
-        assert book.best_bid is not None and book.best_ask is not None
+    assert list(manager.venues) == [v.name for v in settings.venues]
+    for spec in settings.venues:
+        venue = manager.venues[spec.name]
+        if isinstance(spec, SimOptionsVenueSettings):
+            spot = (await manager.venues[spec.underlying_venue].order_book("BTC/USDT", 1)).mid
+            assert spot is not None
+            symbol = min(  # the put nearest the money, of the nearest expiry
+                (i for i in venue.instruments().values() if i.right is OptionRight.PUT),
+                key=lambda i: (i.expiry, abs((i.strike or 0) - spot)),
+            ).symbol
+        else:
+            (symbol,) = spec.symbols
+        book = await venue.order_book(symbol, 5)
+        assert book.best_bid is not None and book.best_ask is not None, spec.name
         assert book.best_bid < book.best_ask
+    assert manager.hedge is not None  # the example hedges as the defaults do
     store.close()
 
 
@@ -60,6 +72,7 @@ async def test_example_config_builds_every_venue_and_a_working_manager(tmp_path:
         ({"port": 0}, "port"),
         ({"database_url": "mysql://x"}, "database_url must start with"),
         ({"step_interval_s": -1}, "step_interval_s"),
+        ({"hedging": {"asset": "BTC"}}, "hedging.spot_symbol: Field required"),
     ],
 )
 def test_bad_settings_are_refused_with_the_key_named(
