@@ -21,9 +21,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
+from urllib.parse import urlencode
 
 import httpx
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -846,6 +848,268 @@ def risk_resume(
 ) -> None:
     """Trade normally again on the venue (or the whole desk): state active."""
     _set_state("active", venue, reason, url, api_key_file)
+
+
+# --- hedge coverage (ems risk coverage | phase | unwind | decisions) -------------------------
+
+PHASES = ("stress", "clearing", "repair", "confirmed")
+DECISION_KINDS = (
+    "phase",
+    "spot_held",
+    "spot_resumed",
+    "hedge_order",
+    "hedge_fill",
+    "hedge_refused",
+    "unwind_step",
+    "unwind_refused",
+    "unwind_requested",
+    "put_roll",
+    "drift",
+    "position_break",
+)
+EVIDENCE_MAX = 2000
+
+
+def _ratio_text(ratio: Any, minimum: Any, target: Any) -> str:
+    shown = "-" if ratio is None else str(ratio)
+    return f"{shown} of spot (min {minimum}, target {target})"
+
+
+def _unwind_text(unwind: Mapping[str, Any]) -> str:
+    text = (
+        f"{unwind['status']}, {unwind['steps_done']} of {unwind['steps']} step(s) taken, "
+        f"steps at least {unwind['min_interval_s']:g}s apart"
+    )
+    if unwind.get("next_step_at"):
+        text += f", next step from {unwind['next_step_at']}"
+    if unwind.get("requested"):
+        text += ", a step is requested"
+    elif not unwind.get("auto", True):
+        text += ", steps on request (ems risk unwind)"
+    return text
+
+
+def _greek(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4g}"
+
+
+def _put_name(held: Mapping[str, Any]) -> str:
+    """A held put as strike, right and expiry date (``55000P 2026-06-26``), * when rolling."""
+    expiry = str(held.get("expiry") or "")[:10] or "-"
+    name = f"{held.get('strike') or held['symbol']}P {expiry}"
+    return name + (" *" if held["rolling"] else "")
+
+
+def coverage_tables(view: Mapping[str, Any]) -> list[Table]:
+    """``GET /v1/coverage`` as tables: the coverage against the phase's requirement, then the
+    put book with its greeks and the funding per venue."""
+    asset = view["asset"]
+    exposure, ratios, required = view["exposure"], view["ratios"], view["required"]
+    unwind, drift = view["unwind"], view["drift"]
+    summary = Table(
+        title=f"hedge coverage of {asset}: phase {view['phase']}",
+        title_justify="left",
+        show_header=False,
+        box=None,
+        pad_edge=False,
+    )
+    summary.add_column(style="bold", no_wrap=True)
+    summary.add_column()
+    spot = f"{exposure['spot_qty']} {asset} at {view['spot_price']}"
+    if Decimal(str(view["demand"])) > 0:
+        spot += f"; {view['demand']} {asset} more held until the hedge catches up"
+    drift_text = (
+        f"{drift['shortfall_share']} of spot notional below target (tolerance {drift['tolerance']})"
+    )
+    if drift.get("since"):
+        drift_text += f", since {drift['since']}"
+    if drift["exceeded"]:
+        drift_text += ", EXCEEDED"
+    evidence = unwind.get("evidence") or ""
+    rows = [
+        ("as of", str(view["as_of"])),
+        ("phase", str(view["phase"]) + (f" ({evidence})" if evidence else "")),
+        ("unwind", _unwind_text(unwind)),
+        ("spot", spot),
+        (
+            "basis short",
+            f"{exposure['perp_short_qty']} {asset} {view['hedge_symbol']} = "
+            + _ratio_text(
+                ratios["basis"], required["min_basis_ratio"], required["target_basis_ratio"]
+            ),
+        ),
+        (
+            "put cover",
+            f"{exposure['put_cover_qty']} {asset} = "
+            + _ratio_text(ratios["put"], required["min_put_ratio"], required["target_put_ratio"]),
+        ),
+        ("drift", drift_text),
+        (
+            "last basis",
+            "-" if view.get("last_basis_bps") is None else f"{view['last_basis_bps']} bps",
+        ),
+    ]
+    for label, value in rows:
+        summary.add_row(label, value)
+
+    book = view["puts"]
+    puts = Table(
+        title="put book",
+        title_justify="left",
+        caption="position greeks: contracts × contract size × the put's greek; * rolling",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in ("put", "contracts", "cover", "value", "delta", "gamma", "vega", "theta"):
+        puts.add_column(column, no_wrap=True, justify="left" if column == "put" else "right")
+    for held in book["held"]:
+        units = float(Decimal(str(held["contracts"])) * Decimal(str(held["contract_size"])))
+        position = [
+            None if held[g] is None else units * float(held[g])
+            for g in ("price", "delta", "gamma", "vega", "theta")
+        ]
+        puts.add_row(
+            _put_name(held),
+            held["contracts"],
+            held["cover_qty"],
+            *(_greek(value) for value in position),
+        )
+    totals = book["totals"]
+    puts.add_row(
+        "total",
+        totals["contracts"],
+        totals["cover_qty"],
+        *(_greek(totals[g]) for g in ("value", "delta", "gamma", "vega", "theta")),
+        style="bold",
+    )
+
+    funding = Table(
+        title="funding on the hedge",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in ("venue", "net", "received", "paid", "events", "last"):
+        funding.add_column(column, justify="left" if column in ("venue", "last") else "right")
+    for venue, accrual in view.get("funding", {}).items():
+        funding.add_row(
+            venue,
+            accrual["net"],
+            accrual["received"],
+            accrual["paid"],
+            str(accrual["events"]),
+            accrual.get("last_at") or "-",
+        )
+    if not view.get("funding"):
+        funding.add_row("none yet", "", "", "", "", "")
+    return [summary, puts, funding]
+
+
+def decision_line(decision: Mapping[str, Any]) -> str:
+    """One coverage decision on one line: when, what, the state after it and why."""
+    code = f" [{decision['code']}]" if decision.get("code") else ""
+    basis = f", basis {decision['basis_bps']} bps" if decision.get("basis_bps") else ""
+    return (
+        f"{decision['ts']}  {decision['kind']}{code}  phase {decision['phase']}, unwind "
+        f"{decision['unwind_status']}, spot {decision['spot_qty']} short "
+        f"{decision['perp_short_qty']} puts {decision['put_cover_qty']}{basis}: "
+        f"{decision['detail']} (by {decision['actor']})"
+    )
+
+
+@risk_app.command("coverage")
+def risk_coverage(url: _UrlOpt = DEFAULT_URL, api_key_file: _KeyFileOpt = None) -> None:
+    """Show the hedge coverage: phase, unwind, exposure and ratios against the phase's
+    requirement, drift, the put book with its greeks and funding."""
+    try:
+        view = Api(url, read_api_key(api_key_file)).json("GET", "/v1/coverage")
+    except CliError as exc:
+        _fail(exc)
+    for table in coverage_tables(view):
+        _out.print(table)
+
+
+@risk_app.command("phase")
+def risk_phase(
+    phase: Annotated[str, typer.Argument(help="stress, clearing, repair or confirmed.")],
+    evidence: Annotated[
+        str,
+        typer.Option(
+            "--evidence", help="The signals behind the phase (1..2000 characters); stored."
+        ),
+    ],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why now (1..500 characters), optional.")
+    ] = None,
+    url: _UrlOpt = DEFAULT_URL,
+    api_key_file: _KeyFileOpt = None,
+) -> None:
+    """Set the market phase (admin key); confirmed starts the gated hedge unwind."""
+    try:
+        body: dict[str, Any] = {"phase": _choice(phase, PHASES, "PHASE", "phase")}
+        body["evidence"] = evidence.strip()
+        if not body["evidence"]:
+            raise _usage("--evidence: name the signals, e.g. --evidence 'funding positive 3d'")
+        if len(body["evidence"]) > EVIDENCE_MAX:
+            raise _usage(f"--evidence: at most {EVIDENCE_MAX} characters")
+        if reason is not None:
+            body["reason"] = reason.strip()
+            if not body["reason"] or len(body["reason"]) > 500:
+                raise _usage("--reason: 1..500 characters, e.g. --reason 'risk committee'")
+        record = Api(url, read_api_key(api_key_file)).json("PUT", "/v1/coverage/phase", body)
+    except CliError as exc:
+        _fail(exc)
+    _out.print(
+        f"{record['detail']} (by {record['actor']}; unwind {record['unwind_status']})",
+        markup=False,
+    )
+
+
+@risk_app.command("unwind")
+def risk_unwind(url: _UrlOpt = DEFAULT_URL, api_key_file: _KeyFileOpt = None) -> None:
+    """Request the next hedge unwind step (trader key); refused unless confirmed and the
+    plan's interval has passed."""
+    try:
+        record = Api(url, read_api_key(api_key_file)).json("POST", "/v1/coverage/unwind")
+    except CliError as exc:
+        _fail(exc)
+    _out.print(
+        f"unwind step requested by {record['actor']}: it is taken at the desk's next step "
+        f"(unwind {record['unwind_status']}, phase {record['phase']})",
+        markup=False,
+    )
+
+
+@risk_app.command("decisions")
+def risk_decisions(
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only this kind, e.g. phase or unwind_refused.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", help="The most recent decisions to show, 1..1000.")
+    ] = 50,
+    url: _UrlOpt = DEFAULT_URL,
+    api_key_file: _KeyFileOpt = None,
+) -> None:
+    """Show the coverage decisions, newest last: phase changes, spot held, hedge orders and
+    fills, refusals, unwind steps."""
+    try:
+        query: dict[str, Any] = {"limit": limit}
+        if kind is not None:
+            query["kind"] = _choice(kind, DECISION_KINDS, "--kind", "decision kind")
+        if not 1 <= limit <= 1000:
+            raise _usage(f"--limit: use a number from 1 to 1000 (got {limit})")
+        path = f"/v1/coverage/decisions?{urlencode(query)}"
+        decisions = Api(url, read_api_key(api_key_file)).json("GET", path)
+    except CliError as exc:
+        _fail(exc)
+    if not decisions:
+        _out.print("no coverage decisions" + (f" of kind {kind}" if kind else ""))
+    for decision in decisions:
+        _out.print(decision_line(decision), markup=False)
 
 
 def main() -> None:

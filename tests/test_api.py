@@ -792,6 +792,10 @@ def test_openapi_documents_the_api() -> None:
         "/v1/risk/state",
         "/v1/risk/limits",
         "/v1/risk/audit",
+        "/v1/coverage",
+        "/v1/coverage/decisions",
+        "/v1/coverage/phase",
+        "/v1/coverage/unwind",
     }
     assert set(spec["paths"]["/v1/risk/state"]) == {"put"}
     assert set(spec["paths"]["/v1/risk/limits"]["put"]["responses"]) >= {"200", "401", "403", "422"}

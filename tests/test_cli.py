@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from ems.api.app import create_app
 from ems.api.auth import authenticate, create_api_key
-from ems.api.schemas import ParentAmend, ParentCreate
+from ems.api.schemas import ParentAmend, ParentCreate, plain_decimal
 from ems.cli import (
     CliError,
     app,
@@ -41,9 +41,12 @@ from ems.cli import (
     read_api_key,
 )
 from ems.clock import LiveClock
+from ems.domain import Side
+from ems.intake import NewParent
 from ems.manager import ParentOrderManager
 from ems.store import SqlStore
 from ems.venues.sim_venue import SimVenue, binance_btcusdt_config
+from tests.hedge_support import HedgedDesk, hedge_config, hedged_desk
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[1]
@@ -634,3 +637,203 @@ def test_amend_changes_a_working_order(live_server: LiveServer) -> None:
         env={"EMS_API_KEY": live_server.viewer_key},
     )
     assert viewer.stderr.startswith("error: the server refused (403): this action needs the trader")
+
+
+# --- ems risk coverage | phase | unwind | decisions, against a hedged desk ---------------------
+
+
+@dataclass
+class HedgedServer:
+    url: str
+    store: SqlStore
+    desk: HedgedDesk
+    keys: dict[str, str]
+
+    def env(self, role: str) -> dict[str, str]:
+        return {"EMS_API_KEY": self.keys[role]}
+
+
+async def _accumulate(desk: HedgedDesk, qty: str, window_s: int, run_s: int) -> None:
+    """Buy ``qty`` BTC by TWAP through the manager and step the test clock for ``run_s``."""
+    end = desk.clock.now() + timedelta(seconds=window_s)
+    await desk.manager.submit(
+        NewParent(
+            "cli-cover-1",
+            "BTC/USDT",
+            Side.BUY,
+            Decimal(qty),
+            "twap",
+            end,
+            algo_params={"slice_interval_s": 10},
+        )
+    )
+    until = desk.clock.now() + timedelta(seconds=run_s)
+    while desk.clock.now() < until:
+        desk.clock.advance(timedelta(milliseconds=500))
+        await desk.manager.step()
+
+
+@pytest.fixture
+def hedged_server(sqlite_url: str) -> Iterator[HedgedServer]:
+    """A hedged desk (recorded spot + perpetual, simulated options) that has accumulated some
+    spot with its hedge, served by uvicorn; its test clock stands still while served."""
+    store = SqlStore.open(sqlite_url)
+    desk = hedged_desk(store, hedge_config(auto_unwind=False))
+    asyncio.run(_accumulate(desk, "0.2", window_s=20, run_s=30))
+    api = create_app(desk.manager, store)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(api, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            threading.Event().wait(0.01)
+        assert server.started, "uvicorn did not start"
+        now = datetime.now(UTC)
+        keys = {r: create_api_key(store, f"{r}-cli", r, now)[0] for r in ("viewer", "trader")}
+        keys["admin"] = create_api_key(store, "admin-cli", "admin", now)[0]
+        yield HedgedServer(f"http://127.0.0.1:{port}", store, desk, keys)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        store.close()
+
+
+def test_risk_coverage_shows_the_hedge_against_the_phase(hedged_server: HedgedServer) -> None:
+    result = runner.invoke(
+        app, ["risk", "coverage", "--url", hedged_server.url], env=hedged_server.env("viewer")
+    )
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.startswith("hedge coverage of BTC: phase stress")
+    assert re.search(r"^spot +0\.2 BTC at [0-9.]+ *$", out, re.MULTILINE), out
+    assert re.search(
+        r"^basis short +[0-9.]+ BTC BTC/USDT:USDT = [0-9.]+ of spot \(min 0\.8", out, re.M
+    ), out
+    assert re.search(
+        r"^put cover +[0-9.]+ BTC = [0-9.]+ of spot \(min 0\.3, target 0\.5\)", out, re.M
+    ), out
+    assert re.search(
+        r"^unwind +holding, 0 of 4 step\(s\) taken, steps at least 60s apart", out, re.M
+    ), out
+    exposure = asyncio.run(hedged_server.desk.manager.coverage_exposure())
+    assert exposure is not None and exposure.puts
+    for put in exposure.puts:
+        assert put.instrument.expiry is not None
+        name = f"{put.instrument.strike}P {put.instrument.expiry.date()}"
+        row = (
+            rf"^ *{re.escape(name)} +{plain_decimal(put.contracts)} "
+            rf"+{plain_decimal(put.cover_qty)} +[0-9.]+ +-0\."
+        )
+        assert re.search(row, out, re.MULTILINE), (row, out)
+    assert re.search(r"^ *total +[0-9.]+ +[0-9.]+ +[0-9.]+ +-0\.", out, re.MULTILINE), out
+    assert "funding on the hedge" in out
+
+
+def test_risk_phase_then_unwind_then_decisions(hedged_server: HedgedServer) -> None:
+    url = ["--url", hedged_server.url]
+    refused = runner.invoke(app, ["risk", "unwind", *url], env=hedged_server.env("trader"))
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith(
+        "error: the server refused (409): unwind_not_confirmed: hedge unwind refused: "
+        "confirmation not reached"
+    )
+    assert refused.stderr.count("\n") == 1
+
+    phase = runner.invoke(
+        app,
+        ["risk", "phase", "confirmed", "--evidence", "funding positive 3 days", *url],
+        env=hedged_server.env("admin"),
+    )
+    assert phase.exit_code == 0, phase.output
+    assert phase.stdout.startswith(
+        "phase stress → confirmed: confirmation reached (funding positive 3 days)"
+    )
+    assert "(by admin-cli (" in phase.stdout and "unwind unwinding)" in phase.stdout
+
+    accepted = runner.invoke(app, ["risk", "unwind", *url], env=hedged_server.env("trader"))
+    assert accepted.exit_code == 0, accepted.output
+    assert accepted.stdout.startswith("unwind step requested by trader-cli (")
+    assert "it is taken at the desk's next step" in accepted.stdout
+
+    shown = runner.invoke(app, ["risk", "decisions", *url], env=hedged_server.env("viewer"))
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    kinds = [line.split()[1] for line in lines]
+    assert kinds[-3:] == ["unwind_refused", "phase", "unwind_requested"]
+    assert "[unwind_not_confirmed]" in lines[-3] and "(by trader-cli (" in lines[-3]
+    assert "hedge_fill" in kinds and "bps" in lines[kinds.index("hedge_fill")]
+
+    only = runner.invoke(
+        app,
+        ["risk", "decisions", "--kind", "phase", "--limit", "5", *url],
+        env=hedged_server.env("viewer"),
+    )
+    assert only.exit_code == 0, only.output
+    (line,) = only.stdout.splitlines()
+    assert " phase  phase confirmed, unwind unwinding, spot 0.2 " in line
+    stored = hedged_server.store.coverage_log(kind="phase")
+    assert [r.evidence for r in stored] == ["funding positive 3 days"]
+
+
+def test_risk_phase_refusals_are_one_line(hedged_server: HedgedServer) -> None:
+    url = ["--url", hedged_server.url]
+    trader = runner.invoke(
+        app, ["risk", "phase", "repair", "--evidence", "x", *url], env=hedged_server.env("trader")
+    )
+    assert trader.exit_code == 1
+    assert trader.stderr == (
+        "error: the server refused (403): this action needs the admin role; "
+        "the key 'trader-cli' has the trader role\n"
+    )
+    admin = hedged_server.env("admin")
+    for args, message in (
+        (["bottom", "--evidence", "x"], "PHASE: unknown phase 'bottom'; use one of: stress,"),
+        (["repair", "--evidence", "  "], "--evidence: name the signals"),
+        (["repair", "--evidence", "x" * 2001], "--evidence: at most 2000 characters"),
+        (["repair", "--evidence", "x", "--reason", " "], "--reason: 1..500 characters"),
+    ):
+        result = runner.invoke(app, ["risk", "phase", *args, *url], env=admin)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"error: {message}"), result.stderr
+        assert result.stderr.count("\n") == 1
+    missing = runner.invoke(app, ["risk", "phase", "repair", *url], env=admin)
+    assert missing.exit_code == 2 and "--evidence" in missing.stderr
+    assert hedged_server.store.coverage_log(kind="phase") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--kind", "bogus"], "--kind: unknown decision kind 'bogus'; use one of: phase,"),
+        (["--limit", "0"], "--limit: use a number from 1 to 1000 (got 0)"),
+        (["--limit", "1001"], "--limit: use a number from 1 to 1000 (got 1001)"),
+    ],
+)
+def test_risk_decisions_refuses_bad_options(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["risk", "decisions", *args], env={"EMS_API_KEY": "ems_x"})
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {message}")
+    assert result.stderr.count("\n") == 1
+
+
+def test_risk_coverage_without_hedging_says_how_to_enable_it(live_server: LiveServer) -> None:
+    result = runner.invoke(
+        app,
+        ["risk", "coverage", "--url", live_server.url],
+        env={"EMS_API_KEY": live_server.viewer_key},
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: the server refused (404): hedging is not configured on this desk: add a "
+        "[hedging] section"
+    )
+    assert result.stderr.count("\n") == 1

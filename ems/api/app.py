@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ems.api.coverage_routes import router as coverage_router
 from ems.api.deps import OrderManager
 from ems.api.risk_routes import TAG as RISK_TAG
 from ems.api.risk_routes import router as risk_router
@@ -165,6 +166,7 @@ def create_app(
     app.include_router(router, prefix="/v1")
     app.include_router(routing_router, prefix="/v1")
     app.include_router(risk_router, prefix="/v1")
+    app.include_router(coverage_router, prefix="/v1")
     handlers: dict[Any, Any] = {
         RequestValidationError: _on_validation_error,
         InvalidOrder: _on_invalid_order,

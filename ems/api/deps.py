@@ -16,9 +16,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from ems.api.auth import Principal, Role, authenticate
 from ems.clock import Clock
+from ems.hedging import HedgeDesk, HedgeExposure
 from ems.intake import NewParent
 from ems.orders import ChildOrder, ParentOrder
-from ems.hedging import HedgeDesk, HedgeExposure
 from ems.ports import AuditRecord, CoverageRecord, StorePort, VenuePort
 from ems.positions import PositionCheck
 from ems.preview import PreviewResult
