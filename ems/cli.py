@@ -31,6 +31,9 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
+from ems.ports import CoverageKind
+from risk.types import MarketPhase
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_DB = "sqlite:///var/ems.db"  # as in ems.settings
 API_KEY_ENV = "EMS_API_KEY"
@@ -852,21 +855,8 @@ def risk_resume(
 
 # --- hedge coverage (ems risk coverage | phase | unwind | decisions) -------------------------
 
-PHASES = ("stress", "clearing", "repair", "confirmed")
-DECISION_KINDS = (
-    "phase",
-    "spot_held",
-    "spot_resumed",
-    "hedge_order",
-    "hedge_fill",
-    "hedge_refused",
-    "unwind_step",
-    "unwind_refused",
-    "unwind_requested",
-    "put_roll",
-    "drift",
-    "position_break",
-)
+PHASES = tuple(phase.value for phase in MarketPhase)
+DECISION_KINDS = tuple(kind.value for kind in CoverageKind)
 EVIDENCE_MAX = 2000
 
 

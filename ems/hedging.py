@@ -30,7 +30,7 @@ from typing import Any
 
 from ems.domain import ZERO, Instrument, InstrumentKind, OptionRight, Rounding, Side, round_to_step
 from ems.orders import ParentRole
-from ems.ports import CoverageRecord
+from ems.ports import CoverageKind, CoverageRecord
 from risk.basis import BPS, FundingAccrual, annualised_basis
 from risk.coverage import (
     CoveragePolicy,
@@ -339,7 +339,9 @@ class HedgeDesk:
         previous, self.phase = self.phase, phase
         detail = f"phase {previous.value} → {phase.value}: {decision.reason}"
         self._refusal = None
-        return self.record("phase", exposure, now, detail, evidence=evidence, actor=actor)
+        return self.record(
+            CoverageKind.PHASE, exposure, now, detail, evidence=evidence, actor=actor
+        )
 
     def check_unwind_request(self, exposure: HedgeExposure, now: datetime) -> Denied | None:
         """Why an unwind step may not be taken now (``None``: it may)."""
@@ -479,7 +481,7 @@ class HedgeDesk:
                     )
                 )
                 detail = f"rolling {held.contracts} {held.instrument.symbol}"
-                out.records.append(self.record("put_roll", exposure, now, detail))
+                out.records.append(self.record(CoverageKind.PUT_ROLL, exposure, now, detail))
 
     def _plan_unwind(
         self,
@@ -543,7 +545,9 @@ class HedgeDesk:
         self.unwind_requested = False
         out.orders.extend(orders)
         sent = "; ".join(f"{o.side} {o.qty} {o.symbol}" for o in orders) or "nothing to trade"
-        out.records.append(self.record("unwind_step", exposure, now, f"{decision.reason}: {sent}"))
+        out.records.append(
+            self.record(CoverageKind.UNWIND_STEP, exposure, now, f"{decision.reason}: {sent}")
+        )
 
     def _put_unwind(self, exposure: HedgeExposure, now: datetime) -> list[HedgeOrder]:
         held_total = sum((p.contracts for p in exposure.puts), ZERO)
@@ -590,7 +594,7 @@ class HedgeDesk:
             shortfall = coverage_shortfall(current, self.phase, policy)
             out.records.append(
                 self.record(
-                    "drift",
+                    CoverageKind.DRIFT,
                     exposure,
                     now,
                     f"hedge {_ratio(shortfall * 100)}% of spot notional below target since "
@@ -611,7 +615,7 @@ class HedgeDesk:
         if self._refusal == key:
             return
         self._refusal = key
-        kind = "unwind_refused" if code is not None else "hedge_refused"
+        kind = CoverageKind.UNWIND_REFUSED if code is not None else CoverageKind.HEDGE_REFUSED
         out.records.append(self.record(kind, exposure, now, detail, code=code))
 
     # --- fills ------------------------------------------------------------------------------
@@ -639,7 +643,7 @@ class HedgeDesk:
         self.last_basis_bps = basis
         snapshot = exposure or HedgeExposure(ZERO, ZERO, ZERO, (), spot)
         record = self.record(
-            "hedge_fill",
+            CoverageKind.HEDGE_FILL,
             snapshot,
             now,
             f"{side} {qty} {instrument.symbol} on {instrument.venue} at {price} against spot "
@@ -650,7 +654,7 @@ class HedgeDesk:
 
     def record(
         self,
-        kind: str,
+        kind: CoverageKind,
         exposure: HedgeExposure,
         now: datetime,
         detail: str,

@@ -85,7 +85,7 @@ from ems.orders import (
     ParentRole,
     ParentStatus,
 )
-from ems.ports import AuditRecord, Batch, CoverageRecord, StorePort, VenuePort
+from ems.ports import AuditRecord, Batch, CoverageKind, CoverageRecord, StorePort, VenuePort
 from ems.positions import PositionCheck, VenueReport, reconcile
 from ems.preview import PreviewResult, VenuePreview
 from ems.reconcile import events_from_venue_state, reconcile_child
@@ -413,13 +413,22 @@ class ParentOrderManager:
             denial = hedge.check_unwind_request(exposure, now)
             if denial is not None:
                 record = hedge.record(
-                    "unwind_refused", exposure, now, denial.detail, code=denial.code, actor=actor
+                    CoverageKind.UNWIND_REFUSED,
+                    exposure,
+                    now,
+                    denial.detail,
+                    code=denial.code,
+                    actor=actor,
                 )
                 self.store.add_coverage(record)
                 raise Conflict(f"{denial.code.value}: {denial.detail}")
             hedge.unwind_requested = True
             record = hedge.record(
-                "unwind_requested", exposure, now, "next unwind step requested", actor=actor
+                CoverageKind.UNWIND_REQUESTED,
+                exposure,
+                now,
+                "next unwind step requested",
+                actor=actor,
             )
             self.store.add_coverage(record)
             return record
@@ -530,10 +539,14 @@ class ParentOrderManager:
             parent, _ = await self.submit(new)
         except EmsError as exc:
             detail = f"hedge {order.side} {order.qty} {order.symbol} not placed: {exc}"
-            changes.batch.coverage.append(self.hedge.record("hedge_refused", exposure, now, detail))
+            changes.batch.coverage.append(
+                self.hedge.record(CoverageKind.HEDGE_REFUSED, exposure, now, detail)
+            )
             return
         changes.batch.coverage.append(
-            self.hedge.record("hedge_order", exposure, now, order.reason, parent_id=parent.id)
+            self.hedge.record(
+                CoverageKind.HEDGE_ORDER, exposure, now, order.reason, parent_id=parent.id
+            )
         )
 
     def _accrue_funding(self) -> None:
@@ -600,10 +613,10 @@ class ParentOrderManager:
     def _break_record(self, now: datetime, detail: str) -> CoverageRecord:
         if self.hedge is not None and self.hedge.last_spot_price is not None:
             exposure = self.hedge.exposure(self.risk.holdings, self.hedge.last_spot_price, now)
-            return self.hedge.record("position_break", exposure, now, detail)
+            return self.hedge.record(CoverageKind.POSITION_BREAK, exposure, now, detail)
         return CoverageRecord(
             ts=now,
-            kind="position_break",
+            kind=CoverageKind.POSITION_BREAK,
             phase="",
             unwind_status="",
             spot_qty=ZERO,
@@ -643,7 +656,7 @@ class ParentOrderManager:
                 changes.parent_event(parent, note)
                 changes.batch.coverage.append(
                     hedge.record(
-                        "spot_held",
+                        CoverageKind.SPOT_HELD,
                         exposure,
                         now,
                         denial.detail,
@@ -656,7 +669,7 @@ class ParentOrderManager:
             self._holds.pop(parent.id, None)
             detail = f"hedge caught up: spot buy of {allowed} {instrument.base} resumes"
             changes.batch.coverage.append(
-                hedge.record("spot_resumed", exposure, now, detail, parent_id=parent.id)
+                hedge.record(CoverageKind.SPOT_RESUMED, exposure, now, detail, parent_id=parent.id)
             )
         return dataclasses.replace(intent, qty=allowed)
 

@@ -154,13 +154,28 @@ class AuditRecord:
     reason: str
 
 
+class CoverageKind(enum.StrEnum):
+    """What a coverage decision records."""
+
+    PHASE = "phase"
+    SPOT_HELD = "spot_held"
+    SPOT_RESUMED = "spot_resumed"
+    HEDGE_ORDER = "hedge_order"
+    HEDGE_FILL = "hedge_fill"
+    HEDGE_REFUSED = "hedge_refused"
+    UNWIND_STEP = "unwind_step"
+    UNWIND_REFUSED = "unwind_refused"
+    UNWIND_REQUESTED = "unwind_requested"
+    PUT_ROLL = "put_roll"
+    DRIFT = "drift"
+    POSITION_BREAK = "position_break"
+
+
 @dataclass(frozen=True, slots=True)
 class CoverageRecord:
     """One hedge-coverage decision of the risk module, with the exposure it was taken on.
 
-    ``kind`` says what happened (``phase``, ``spot_held``, ``spot_resumed``, ``hedge_order``,
-    ``hedge_fill``, ``unwind_step``, ``unwind_refused``, ``put_roll``, ``drift``,
-    ``position_break``); ``code`` is the risk reason code
+    ``kind`` says what happened (a :class:`CoverageKind` value); ``code`` is the risk reason code
     of a refusal; ``state`` is the JSON of the hedge desk's durable state *after* the decision
     (phase, unwind progress), so the last record restores it after a restart.
     """

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Annotated, Literal, Self, get_args
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ems.api.schemas import DecimalStr, UtcDatetime
 from ems.hedging import HedgeDesk, HedgeExposure, HeldPut
-from ems.ports import CoverageRecord
+from ems.ports import CoverageKind, CoverageRecord
 from risk.basis import FundingAccrual
 from risk.coverage import basis_coverage, coverage_shortfall, drift_exceeded, put_coverage
 from risk.types import MarketPhase
@@ -28,23 +28,10 @@ _OUT = ConfigDict(frozen=True)
 _PLACES = Decimal("0.000001")
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
-DecisionKind = Literal[
-    "phase",
-    "spot_held",
-    "spot_resumed",
-    "hedge_order",
-    "hedge_fill",
-    "hedge_refused",
-    "unwind_step",
-    "unwind_refused",
-    "unwind_requested",
-    "put_roll",
-    "drift",
-    "position_break",
-]
+DecisionKind = CoverageKind
 """What a coverage decision records."""
 
-DECISION_KINDS: tuple[str, ...] = get_args(DecisionKind)
+DECISION_KINDS: tuple[str, ...] = tuple(kind.value for kind in CoverageKind)
 
 EVIDENCE_MAX = 2000
 REASON_MAX = 500
