@@ -28,7 +28,9 @@ import ccxt
 import ccxt.async_support as ccxt_async
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "ccxt-fixtures"
+from tests.shared_data import CCXT_FIXTURES
+
+FIXTURES = CCXT_FIXTURES
 DUMMY_PROXY = "http://fake:8080"
 MARKET_FILES = {"binance": "binance.tick-size.json"}
 

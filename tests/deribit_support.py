@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from ems.domain import Instrument, InstrumentKind, OptionRight
+from tests.shared_data import MARKET
 
-SHARED_MARKET = Path(__file__).resolve().parents[2] / "shared" / "data" / "market"
+SHARED_MARKET = MARKET
 DERIBIT_FILE = SHARED_MARKET / "deribit-options-ws-20210722.txt"
 
 _MONTHS = {

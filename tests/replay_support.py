@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,9 @@ from ems.domain import Fill, Liquidity, Side
 from ems.manager import ParentOrderManager
 from ems.orders import ParentOrder
 from ems.venues.replay import BookBuilder, BookSnapshot, MarketEvent, Trade, load_recorded
+from tests.shared_data import MARKET
 
-SHARED_MARKET = Path(__file__).resolve().parents[2] / "shared" / "data" / "market"
+SHARED_MARKET = MARKET
 SPOT_FILE = SHARED_MARKET / "binance-spot-btcusdt-20240808.gz"
 
 

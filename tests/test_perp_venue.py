@@ -25,6 +25,7 @@ from ems.venues.sim_venue import (
     binance_usdm_btcusdt_instrument,
     binance_usdm_config,
 )
+from tests.shared_data import MARKET
 
 D = Decimal
 NAME = "perpx"
@@ -32,9 +33,7 @@ SYMBOL = "BTC/USDT:USDT"
 T0 = datetime(2024, 8, 8, 23, 55, tzinfo=UTC)
 LATENCY = timedelta(milliseconds=50)
 START = D(100_000)
-SHARED_USDM = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "market"
-) / "binance-usdm-btcusdt-20240808.gz"
+SHARED_USDM = MARKET / "binance-usdm-btcusdt-20240808.gz"
 SNAPSHOT = BookSnapshot(
     T0,
     1,

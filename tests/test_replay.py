@@ -24,8 +24,9 @@ from ems.venues.replay import (
     load_recorded,
     parse_line,
 )
+from tests.shared_data import MARKET
 
-MARKET_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "market"
+MARKET_DIR = MARKET
 SPOT = MARKET_DIR / "binance-spot-btcusdt-20240808.gz"
 USDM = MARKET_DIR / "binance-usdm-btcusdt-20240808.gz"
 T0 = datetime(2024, 8, 8, 23, 54, tzinfo=UTC)

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -45,6 +44,7 @@ from ems.venues.sim_venue import (
     binance_btcusdt_instrument,
 )
 from ems.venues.synthetic import MarketModel, generate_market
+from tests.shared_data import MARKET
 
 D = Decimal
 NAME = "simx"
@@ -52,7 +52,7 @@ SYMBOL = "BTC/USDT"
 T0 = datetime(2024, 8, 8, 23, 55, tzinfo=UTC)
 LATENCY = timedelta(milliseconds=50)
 START = {"USDT": D(100_000), "BTC": D(1)}
-MARKET_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "market"
+MARKET_DIR = MARKET
 SNAPSHOT = BookSnapshot(
     T0,
     1,

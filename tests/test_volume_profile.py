@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from algos.volume_profile import VolumeProfile
 from ems.profiles import default_volume_profile
+from tests.shared_data import MARKET
 
 ROOT = Path(__file__).resolve().parents[1]
-FTX_BARS = ROOT.parent / "shared" / "data" / "market" / "ftx-btc-perp-1m-20220101.csv"
+FTX_BARS = MARKET / "ftx-btc-perp-1m-20220101.csv"
 SHIPPED = ROOT / "ems" / "data" / "volume_profile_btc_1m.json"
 DAY0 = datetime(2024, 1, 1, tzinfo=UTC)
 
