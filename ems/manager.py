@@ -551,8 +551,11 @@ class ParentOrderManager:
 
     def _accrue_funding(self) -> None:
         """Funding settled on the hedge venues since the last step, from their reports."""
+        assert self.hedge is not None
         for name, venue in self.venues.items():
             payments = getattr(venue, "funding", None)
+            if self.hedge.config.hedge_symbol not in venue.instruments():
+                continue
             if not isinstance(payments, list):
                 continue
             accrual = self._funding.get(name, FundingAccrual())
