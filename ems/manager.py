@@ -86,7 +86,7 @@ from ems.orders import (
     ParentStatus,
 )
 from ems.ports import AuditRecord, Batch, CoverageKind, CoverageRecord, StorePort, VenuePort
-from ems.positions import PositionCheck, VenueReport, reconcile
+from ems.positions import PositionCheck, PositionReconciler
 from ems.preview import PreviewResult, VenuePreview
 from ems.reconcile import events_from_venue_state, reconcile_child
 from ems.risk_desk import RiskDesk, limits_from_json, limits_to_json
@@ -179,9 +179,7 @@ class ParentOrderManager:
         hedging = self.config.hedging
         self.hedge = HedgeDesk(hedging, surface) if hedging is not None else None
         self._funding: dict[str, FundingAccrual] = {}
-        self._position_offsets: dict[tuple[str, str], Decimal] = {}
-        self.position_checks: dict[tuple[str, str], PositionCheck] = {}
-        self._positions_checked_at: datetime | None = None
+        self.positions = PositionReconciler(self.config.position_check_interval)
         self._hedge_seq = 0
         self._replan: set[str] = set()
         self._parents: dict[str, ParentOrder] = {}
@@ -566,6 +564,11 @@ class ParentOrderManager:
                     )
             self._funding[name] = accrual
 
+    @property
+    def position_checks(self) -> Mapping[tuple[str, str], PositionCheck]:
+        """The last reconciliation of our holdings with each venue, by (venue, item)."""
+        return self.positions.checks
+
     async def check_positions(self) -> list[PositionCheck]:
         """Reconcile our holdings with every venue's balances and positions now."""
         async with self._lock:
@@ -574,43 +577,11 @@ class ParentOrderManager:
             self._commit(changes)
             return checks
 
-    async def _maybe_check_positions(self, now: datetime, changes: _Changes) -> None:
-        last = self._positions_checked_at
-        if last is None or now - last >= self.config.position_check_interval:
-            await self._check_positions(now, changes)
-
     async def _check_positions(self, now: datetime, changes: _Changes) -> list[PositionCheck]:
-        self._positions_checked_at = now
-        holdings = self.risk.holdings
-        checks: list[PositionCheck] = []
-        for name, venue in self.venues.items():
-            try:
-                report = await _venue_report(venue)
-            except VenueError as exc:
-                log.warning("positions of %s not reconciled: %s", name, exc)
-                continue
-            checks += reconcile(
-                name,
-                holdings,
-                venue.instruments(),
-                report,
-                self._position_offsets,
-                self.position_checks,
-                now,
-            )
-        for check in checks:
-            key = (check.venue, check.item)
-            was_break = key in self.position_checks and self.position_checks[key].is_break
-            self.position_checks[key] = check
-            if check.is_break and not was_break:
-                detail = (
-                    f"{check.venue} reports {check.reported} {check.item} where our fills give "
-                    f"{check.ours}"
-                    + (f" (+ {check.offset} held before)" if check.offset else "")
-                    + f": a difference of {check.difference}"
-                )
-                log.error("position break: %s", detail)
-                changes.batch.coverage.append(self._break_record(now, detail))
+        checks, breaks = await self.positions.run(self.venues, self.risk.holdings, now)
+        for detail in breaks:
+            log.error("position break: %s", detail)
+            changes.batch.coverage.append(self._break_record(now, detail))
         return checks
 
     def _break_record(self, now: datetime, detail: str) -> CoverageRecord:
@@ -760,7 +731,8 @@ class ParentOrderManager:
         await self._collect_venue_updates(now, changes)
         for parent in list(self._parents.values()):
             self._advance_lifecycle(parent, now, changes)
-        await self._maybe_check_positions(now, changes)
+        if self.positions.due(now):
+            await self._check_positions(now, changes)
         self._commit(changes)
 
         changes = _Changes()
@@ -1240,16 +1212,6 @@ class ParentOrderManager:
             self._needs_recovery = True
             log.exception("store write failed; state will be rebuilt from the store")
             raise
-
-
-async def _venue_report(venue: VenuePort) -> VenueReport:
-    """A venue's balances and, when it reports them, its derivative positions in contracts."""
-    balances = {asset: b.total for asset, b in (await venue.balances()).items()}
-    fetch = getattr(venue, "positions", None)
-    if fetch is None:
-        return VenueReport(balances, None)
-    positions = {symbol: getattr(value, "qty", value) for symbol, value in (await fetch()).items()}
-    return VenueReport(balances, positions)
 
 
 def _parent_view(parent: ParentOrder, live: list[ChildOrder]) -> ParentView:

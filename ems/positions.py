@@ -1,4 +1,4 @@
-"""Positions from our own fills reconciled against what each venue reports (pure).
+"""Positions from our own fills reconciled against what each venue reports.
 
 Derivatives (perpetuals, futures, options) are compared contract for contract with the venue's
 reported position. Spot is compared through balances: a venue balance also holds what was there
@@ -10,12 +10,17 @@ venue has settled but not yet reported to us does not raise a false alarm.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from ems.domain import ZERO, Instrument, InstrumentKind
+from ems.errors import VenueError
+from ems.ports import VenuePort
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +129,56 @@ def _check(
     return PositionCheck(
         venue, item, kind, ours, reported, offset, tolerance, now, suspect, is_break
     )
+
+
+async def venue_report(venue: VenuePort) -> VenueReport:
+    """A venue's balances and, when it reports them, its derivative positions in contracts."""
+    balances = {asset: b.total for asset, b in (await venue.balances()).items()}
+    fetch = getattr(venue, "positions", None)
+    if fetch is None:
+        return VenueReport(balances, None)
+    positions = {symbol: getattr(value, "qty", value) for symbol, value in (await fetch()).items()}
+    return VenueReport(balances, positions)
+
+
+class PositionReconciler:
+    """Keeps the spot offsets and the last check of every (venue, item) between runs."""
+
+    def __init__(self, interval: timedelta) -> None:
+        self.interval = interval
+        self.checks: dict[tuple[str, str], PositionCheck] = {}
+        self.checked_at: datetime | None = None
+        self._offsets: dict[tuple[str, str], Decimal] = {}
+
+    def due(self, now: datetime) -> bool:
+        return self.checked_at is None or now - self.checked_at >= self.interval
+
+    async def run(
+        self,
+        venues: Mapping[str, VenuePort],
+        holdings: list[tuple[Instrument, Decimal]],
+        now: datetime,
+    ) -> tuple[list[PositionCheck], list[str]]:
+        """Check every venue; return the checks and a description of each *new* break."""
+        self.checked_at = now
+        checks: list[PositionCheck] = []
+        for name, venue in venues.items():
+            try:
+                report = await venue_report(venue)
+            except VenueError as exc:
+                log.warning("positions of %s not reconciled: %s", name, exc)
+                continue
+            listed = venue.instruments()
+            checks += reconcile(name, holdings, listed, report, self._offsets, self.checks, now)
+        breaks: list[str] = []
+        for check in checks:
+            key = (check.venue, check.item)
+            was_break = key in self.checks and self.checks[key].is_break
+            self.checks[key] = check
+            if check.is_break and not was_break:
+                held = f" (+ {check.offset} held before)" if check.offset else ""
+                breaks.append(
+                    f"{check.venue} reports {check.reported} {check.item} where our fills give "
+                    f"{check.ours}{held}: a difference of {check.difference}"
+                )
+        return checks, breaks
