@@ -27,9 +27,7 @@ from algos import registry
 from algos.base import MarketView, ParentView, SliceIntent, VolumeCurve, WorkingChild
 from ems.clock import Clock
 from ems.domain import (
-    ZERO,
     Instrument,
-    InstrumentKind,
     OrderBook,
     OrderRequest,
     OrderType,
@@ -67,7 +65,8 @@ from ems.events import (
     ParentStarted,
     ParentWoundDown,
 )
-from ems.hedging import HedgeConfig, HedgeDesk, HedgeExposure, HedgeOrder, PendingHedge
+from ems.hedge_link import HedgeLink, plain_break_record
+from ems.hedging import HedgeConfig, HedgeDesk, HedgeExposure
 from ems.intake import (
     IntakeLimits,
     NewParent,
@@ -82,7 +81,6 @@ from ems.orders import (
     ChildOrder,
     ChildStatus,
     ParentOrder,
-    ParentRole,
     ParentStatus,
 )
 from ems.ports import AuditRecord, Batch, CoverageKind, CoverageRecord, StorePort, VenuePort
@@ -91,7 +89,7 @@ from ems.preview import PreviewResult, VenuePreview
 from ems.reconcile import events_from_venue_state, reconcile_child
 from ems.risk_desk import RiskDesk, limits_from_json, limits_to_json
 from ems.routing import RoutingConfig, RoutingDesk, strictest_instrument
-from risk.basis import FundingAccrual, annualised_funding
+from risk.basis import FundingAccrual
 from risk.limits import RiskLimits
 from risk.types import Denied, DenyCode, MarketPhase, TradingState
 from risk.vol_surface import VolSurface
@@ -124,9 +122,6 @@ class ManagerConfig:
     risk_limits: RiskLimits = field(default_factory=lambda: DESK_LIMITS)
     hedging: HedgeConfig | None = None  # None: no hedge legs are kept
     position_check_interval: timedelta = timedelta(seconds=30)
-
-
-_COVERAGE_HOLD = "held for hedge coverage"
 
 
 def new_parent_id() -> str:
@@ -178,9 +173,8 @@ class ParentOrderManager:
         self.risk = RiskDesk(self.config.risk_limits)
         hedging = self.config.hedging
         self.hedge = HedgeDesk(hedging, surface) if hedging is not None else None
-        self._funding: dict[str, FundingAccrual] = {}
+        self._hedging = HedgeLink(self.hedge, venues, self.risk) if self.hedge else None
         self.positions = PositionReconciler(self.config.position_check_interval)
-        self._hedge_seq = 0
         self._replan: set[str] = set()
         self._parents: dict[str, ParentOrder] = {}
         self._children: dict[str, dict[str, ChildOrder]] = {}
@@ -371,20 +365,20 @@ class ParentOrderManager:
 
     # --- hedge coverage ------------------------------------------------------------------
 
-    def _hedge_desk(self) -> HedgeDesk:
-        if self.hedge is None:
+    def _hedge_link(self) -> HedgeLink:
+        if self._hedging is None:
             raise InvalidOrder(
                 "hedging is not configured on this desk: add a [hedging] section to the settings",
                 field="hedging",
             )
-        return self.hedge
+        return self._hedging
 
     async def set_market_phase(
         self, phase: MarketPhase, *, evidence: str, actor: str
     ) -> CoverageRecord:
         """Enter a market phase with its evidence; CONFIRMED starts the gated unwind, falling
         back from it pauses the unwind. Durable and audited as a coverage decision."""
-        hedge = self._hedge_desk()
+        link = self._hedge_link()
         if not evidence.strip():
             raise InvalidOrder(
                 "evidence is required: name the signals that put the market in this phase",
@@ -392,177 +386,94 @@ class ParentOrderManager:
             )
         async with self._lock:
             now = self.clock.now()
-            exposure = await self._hedge_exposure(now)
-            if exposure is None:
-                raise RetryableVenueError("spot", "no spot price to value the hedge against")
-            record = hedge.set_phase(phase, evidence, exposure, now, actor)
+            exposure = await self._exposure_or_raise(link, now)
+            record = link.desk.set_phase(phase, evidence, exposure, now, actor)
             self.store.add_coverage(record)
             return record
 
     async def request_unwind(self, *, actor: str) -> CoverageRecord:
         """Ask for the next hedge unwind step now; refused (``Conflict`` with the risk code)
         unless the confirmation state holds and the plan's interval has passed."""
-        hedge = self._hedge_desk()
+        link = self._hedge_link()
         async with self._lock:
             now = self.clock.now()
-            exposure = await self._hedge_exposure(now)
-            if exposure is None:
-                raise RetryableVenueError("spot", "no spot price to value the hedge against")
-            denial = hedge.check_unwind_request(exposure, now)
-            if denial is not None:
-                record = hedge.record(
-                    CoverageKind.UNWIND_REFUSED,
-                    exposure,
-                    now,
-                    denial.detail,
-                    code=denial.code,
-                    actor=actor,
-                )
-                self.store.add_coverage(record)
-                raise Conflict(f"{denial.code.value}: {denial.detail}")
-            hedge.unwind_requested = True
-            record = hedge.record(
-                CoverageKind.UNWIND_REQUESTED,
-                exposure,
-                now,
-                "next unwind step requested",
-                actor=actor,
-            )
+            exposure = await self._exposure_or_raise(link, now)
+            denial = link.desk.check_unwind_request(exposure, now)
+            kind = CoverageKind.UNWIND_REQUESTED if denial is None else CoverageKind.UNWIND_REFUSED
+            detail = "next unwind step requested" if denial is None else denial.detail
+            code = None if denial is None else denial.code
+            record = link.desk.record(kind, exposure, now, detail, code=code, actor=actor)
             self.store.add_coverage(record)
+            if denial is not None:
+                raise Conflict(f"{denial.code.value}: {denial.detail}")
+            link.desk.unwind_requested = True
             return record
 
     async def coverage_exposure(self) -> HedgeExposure | None:
         """The hedged asset's exposure now (``None`` without hedging or a spot price)."""
-        if self.hedge is None:
+        if self._hedging is None:
             return None
         async with self._lock:
-            return await self._hedge_exposure(self.clock.now())
+            return await self._hedge_exposure(self._hedging, self.clock.now())
 
     def funding(self) -> Mapping[str, FundingAccrual]:
         """Funding received (+) or paid (−) on the hedge, per venue."""
-        return dict(self._funding)
+        return {} if self._hedging is None else dict(self._hedging.funding)
 
-    async def _hedge_exposure(self, now: datetime) -> HedgeExposure | None:
-        assert self.hedge is not None
-        symbol = self.hedge.config.spot_symbol
-        names = [n for n, v in self.venues.items() if symbol in v.instruments()]
-        mid = consensus_mid(list((await self._books(symbol, names)).values()))
-        if mid is None:
-            return None
-        return self.hedge.exposure(self.risk.holdings, mid, now)
+    async def _hedge_exposure(self, link: HedgeLink, now: datetime) -> HedgeExposure | None:
+        books = await self._books(link.spot_symbol, link.spot_venues())
+        mid = consensus_mid(list(books.values()))
+        return None if mid is None else link.exposure(mid, now)
 
-    def _working_spot_buys(self) -> Decimal:
-        """Spot of the hedged asset bought by live trade children (may still fill)."""
-        assert self.hedge is not None
-        total = ZERO
-        for child in self._child_index.values():
-            if child.is_terminal or child.side is not Side.BUY:
-                continue
-            parent = self._parents.get(child.parent_id)
-            if parent is None or parent.role is not ParentRole.TRADE:
-                continue
-            if self._is_hedged_spot(child.venue, child.symbol):
-                total += child.working_qty
-        return total
-
-    def _is_hedged_spot(self, venue: str, symbol: str) -> bool:
-        assert self.hedge is not None
-        instrument = self.venues[venue].instruments().get(symbol)
-        return (
-            instrument is not None
-            and instrument.kind is InstrumentKind.SPOT
-            and instrument.base == self.hedge.config.asset
-        )
+    async def _exposure_or_raise(self, link: HedgeLink, now: datetime) -> HedgeExposure:
+        exposure = await self._hedge_exposure(link, now)
+        if exposure is None:
+            raise RetryableVenueError("spot", "no spot price to value the hedge against")
+        return exposure
 
     async def _plan_hedges(self, now: datetime, changes: _Changes) -> None:
-        """Keep the hedge legs at what the phase requires; see ``ems.hedging``."""
-        hedge = self.hedge
-        if hedge is None:
+        """Keep the hedge legs at what the phase requires (see ``ems.hedging``): hedge orders
+        become ordinary parents, submitted like a trader's."""
+        link = self._hedging
+        if link is None:
             return
-        exposure = await self._hedge_exposure(now)
+        exposure = await self._hedge_exposure(link, now)
         if exposure is None:
             return
-        self._accrue_funding()
-        hedge.forget_demand(p.id for p in self._parents.values() if not p.is_terminal)
-        committed = exposure.spot_qty + self._working_spot_buys() + hedge.demand
-        pending = [
-            PendingHedge(
-                parent.id,
-                parent.role,
-                self.venues[parent.venues[0]].instruments()[parent.symbol],
-                parent.side,
-                parent.remaining_qty,
-                parent.reduce_only,
-            )
-            for parent in self._parents.values()
-            if parent.role.is_hedge and not parent.is_terminal
-        ]
-        symbol = hedge.config.hedge_symbol
-        hedge_venues = {
-            name: venue.instruments()[symbol]
-            for name, venue in self.venues.items()
-            if symbol in venue.instruments()
-        }
-        listing = [
-            instrument
-            for venue in self.venues.values()
-            for instrument in venue.instruments().values()
-            if instrument.kind is InstrumentKind.OPTION and instrument.base == hedge.config.asset
-        ]
-        plan = hedge.plan(exposure, committed, pending, hedge_venues, listing, now)
+        plan = link.plan(exposure, self._parents, self._child_index.values(), now)
         changes.batch.coverage.extend(plan.records)
         for order in plan.orders:
-            await self._place_hedge(order, exposure, now, changes)
-
-    async def _place_hedge(
-        self, order: HedgeOrder, exposure: HedgeExposure, now: datetime, changes: _Changes
-    ) -> None:
-        assert self.hedge is not None
-        config = self.hedge.config
-        self._hedge_seq += 1
-        params = config.put_params if order.role is ParentRole.PUT_HEDGE else config.basis_params
-        new = NewParent(
-            client_id=f"{order.role.value}-{now:%Y%m%dT%H%M%S%f}-{self._hedge_seq}",
-            symbol=order.symbol,
-            side=order.side,
-            quantity=order.qty,
-            algo="hedge",
-            end_at=now + config.hedge_window,
-            venues=order.venues,
-            algo_params=dict(params),
-            role=order.role,
-            reduce_only=order.reduce_only,
-        )
-        try:
-            parent, _ = await self.submit(new)
-        except EmsError as exc:
-            detail = f"hedge {order.side} {order.qty} {order.symbol} not placed: {exc}"
-            changes.batch.coverage.append(
-                self.hedge.record(CoverageKind.HEDGE_REFUSED, exposure, now, detail)
-            )
-            return
-        changes.batch.coverage.append(
-            self.hedge.record(
+            try:
+                parent, _ = await self.submit(link.new_parent(order, now))
+            except EmsError as exc:
+                kind = CoverageKind.HEDGE_REFUSED
+                detail = f"hedge {order.side} {order.qty} {order.symbol} not placed: {exc}"
+                changes.batch.coverage.append(link.desk.record(kind, exposure, now, detail))
+                continue
+            record = link.desk.record(
                 CoverageKind.HEDGE_ORDER, exposure, now, order.reason, parent_id=parent.id
             )
-        )
+            changes.batch.coverage.append(record)
 
-    def _accrue_funding(self) -> None:
-        """Funding settled on the hedge venues since the last step, from their reports."""
-        assert self.hedge is not None
-        for name, venue in self.venues.items():
-            payments = getattr(venue, "funding", None)
-            if self.hedge.config.hedge_symbol not in venue.instruments():
-                continue
-            if not isinstance(payments, list):
-                continue
-            accrual = self._funding.get(name, FundingAccrual())
-            for payment in payments:
-                if accrual.last_at is None or payment.at > accrual.last_at:
-                    accrual = accrual.accrue(
-                        payment.position, payment.mark_price, payment.rate, payment.at
-                    )
-            self._funding[name] = accrual
+    def _gate_spot(
+        self,
+        parent: ParentOrder,
+        intent: SliceIntent,
+        instrument: Instrument,
+        now: datetime,
+        changes: _Changes,
+    ) -> SliceIntent | None:
+        """Size a spot buy to what the filled hedge covers, or hold it (noted once)."""
+        link = self._hedging
+        if link is None:
+            return intent
+        working = link.working_spot_buys(self._parents, self._child_index.values())
+        gated = link.gate(parent, intent, instrument, working, now)
+        if gated.note is not None:
+            changes.parent_event(parent, gated.note)
+        if gated.record is not None:
+            changes.batch.coverage.append(gated.record)
+        return gated.intent
 
     @property
     def position_checks(self) -> Mapping[tuple[str, str], PositionCheck]:
@@ -579,73 +490,14 @@ class ParentOrderManager:
 
     async def _check_positions(self, now: datetime, changes: _Changes) -> list[PositionCheck]:
         checks, breaks = await self.positions.run(self.venues, self.risk.holdings, now)
+        link = self._hedging
         for detail in breaks:
             log.error("position break: %s", detail)
-            changes.batch.coverage.append(self._break_record(now, detail))
+            if link is None:
+                changes.batch.coverage.append(plain_break_record(now, detail))
+            else:
+                changes.batch.coverage.append(link.break_record(now, detail))
         return checks
-
-    def _break_record(self, now: datetime, detail: str) -> CoverageRecord:
-        if self.hedge is not None and self.hedge.last_spot_price is not None:
-            exposure = self.hedge.exposure(self.risk.holdings, self.hedge.last_spot_price, now)
-            return self.hedge.record(CoverageKind.POSITION_BREAK, exposure, now, detail)
-        return CoverageRecord(
-            ts=now,
-            kind=CoverageKind.POSITION_BREAK,
-            phase="",
-            unwind_status="",
-            spot_qty=ZERO,
-            perp_short_qty=ZERO,
-            put_cover_qty=ZERO,
-            detail=detail,
-            state="{}",
-        )
-
-    def _gate_spot(
-        self,
-        parent: ParentOrder,
-        intent: SliceIntent,
-        instrument: Instrument,
-        now: datetime,
-        changes: _Changes,
-    ) -> SliceIntent | None:
-        """Size a spot buy of the hedged asset to what the filled hedge covers (or hold it)."""
-        hedge = self.hedge
-        if (
-            hedge is None
-            or parent.role is not ParentRole.TRADE
-            or parent.side is not Side.BUY
-            or instrument.kind is not InstrumentKind.SPOT
-            or instrument.base != hedge.config.asset
-        ):
-            return intent
-        exposure = hedge.exposure(self.risk.holdings, intent.price, now)
-        allowed, denial = hedge.gate_spot_buy(
-            parent.id, exposure, self._working_spot_buys(), intent.qty, instrument, intent.price
-        )
-        held = self._holds.get(parent.id) == _COVERAGE_HOLD
-        if denial is not None:
-            if not held:
-                self._holds[parent.id] = _COVERAGE_HOLD
-                note = ParentNote(now, parent.id, denial.code.value, denial.detail)
-                changes.parent_event(parent, note)
-                changes.batch.coverage.append(
-                    hedge.record(
-                        CoverageKind.SPOT_HELD,
-                        exposure,
-                        now,
-                        denial.detail,
-                        code=denial.code,
-                        parent_id=parent.id,
-                    )
-                )
-            return None
-        if held:
-            self._holds.pop(parent.id, None)
-            detail = f"hedge caught up: spot buy of {allowed} {instrument.base} resumes"
-            changes.batch.coverage.append(
-                hedge.record(CoverageKind.SPOT_RESUMED, exposure, now, detail, parent_id=parent.id)
-            )
-        return dataclasses.replace(intent, qty=allowed)
 
     async def amend(
         self,
@@ -1061,25 +913,10 @@ class ParentOrderManager:
             if isinstance(event, ChildFilled) and parent is not None:
                 changes.batch.fills.append((parent.id, event.fill))
                 self._roll_up(parent, event, changes)
-                if parent.role is ParentRole.BASIS_HEDGE and self.hedge is not None:
-                    self._record_hedge_fill(parent, child, event, changes)
-
-    def _record_hedge_fill(
-        self, parent: ParentOrder, child: ChildOrder, event: ChildFilled, changes: _Changes
-    ) -> None:
-        assert self.hedge is not None
-        instrument = self.venues[child.venue].instruments().get(child.symbol)
-        if instrument is None:
-            return
-        spot = self.hedge.last_spot_price
-        exposure = self.hedge.exposure(self.risk.holdings, spot, event.ts) if spot else None
-        rate = getattr(self.venues[child.venue], "funding_rate", None)
-        annual = annualised_funding(rate, 8) if isinstance(rate, Decimal) else None
-        record = self.hedge.hedge_fill_record(
-            instrument, event.price, event.qty, event.side, exposure, event.ts, parent.id, annual
-        )
-        if record is not None:
-            changes.batch.coverage.append(record)
+                if self._hedging is not None:
+                    record = self._hedging.fill_record(parent, child, event)
+                    if record is not None:
+                        changes.batch.coverage.append(record)
 
     def _roll_up(self, parent: ParentOrder, event: ChildFilled, changes: _Changes) -> None:
         """Add a child fill to its parent; a fill the parent cannot absorb is kept and flagged."""
