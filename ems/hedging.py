@@ -34,6 +34,7 @@ from ems.ports import CoverageKind, CoverageRecord
 from risk.basis import BPS, FundingAccrual, annualised_basis
 from risk.coverage import (
     CoveragePolicy,
+    CoverageRequirement,
     Exposure,
     basis_coverage,
     coverage_shortfall,
@@ -385,7 +386,7 @@ class HedgeDesk:
         committed_spot: Decimal,
         pending: Sequence[PendingHedge],
         hedge_venues: Mapping[str, Instrument],
-        requirement: Any,
+        requirement: CoverageRequirement,
         out: HedgePlan,
         now: datetime,
     ) -> None:
