@@ -257,11 +257,13 @@ def _available_qty(
 
     Spot buys spend the quote and sells the base asset; futures either way post margin in the
     settle asset (counted at 1× leverage, so capacity never overstates it); options bought spend
-    the quote, options sold can only be ones held, which the venue itself enforces.
+    the settle asset (the quote on linear options, BTC on Deribit's inverse ones, whose premium
+    is quoted in BTC), options sold can only be ones held, which the venue itself enforces.
     """
     derivative = instrument.kind in (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
     if side is Side.BUY or derivative:
-        asset = (instrument.settle or instrument.quote) if derivative else instrument.quote
+        contract = derivative or instrument.kind is InstrumentKind.OPTION
+        asset = (instrument.settle or instrument.quote) if contract else instrument.quote
         balance = balances.get(asset)
         price = (book.best_ask if side is Side.BUY else book.best_bid) or book.mid
         if balance is None or not price:

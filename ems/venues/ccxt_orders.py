@@ -68,6 +68,9 @@ PASSTHROUGH_PARAMS: frozenset[str] = frozenset({"selfTradePrevention"})
 
 # Binance client order ids: 1 to 36 characters from this set (API docs, ``newClientOrderId``).
 _BINANCE_CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+# Deribit's ``label``: a user-defined order label of at most 64 characters (API docs,
+# private/buy); ccxt's deribit create_order passes it through as is and echoes it in ``info``.
+_DERIBIT_LABEL = re.compile(r"^[!-~]{1,64}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,9 @@ class _VenueRules:
 _RULES: tuple[tuple[type[Any], _VenueRules], ...] = (
     (ccxt.binance, _VenueRules("clientOrderId", _BINANCE_CLIENT_ID, True, True, True)),
     (ccxt.coinbase, _VenueRules("client_order_id", None, False, False, False)),
+    # deribit: reduceOnly → reduce_only; no client-id lookup (orders are found by label in the
+    # open orders, order history and trades); max_show (iceberg) is not mapped by ccxt
+    (ccxt.deribit, _VenueRules("label", _DERIBIT_LABEL, True, False, False)),
 )
 
 _CALL_KEYS = ("symbol", "type", "side", "amount", "price", "params")

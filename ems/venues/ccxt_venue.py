@@ -141,8 +141,9 @@ _STATUS = {
 # ccxt's binance answers fetch_trades(since) with aggTrades from startTime to startTime + 1 h
 # (endTime, inclusive), so a short page only means "nothing more in that hour".
 _BINANCE_TRADES_WINDOW_MS = 3_600_000
-# Keys under which some venues echo our client order id inside a raw trade (``info``).
-_CLIENT_ID_KEYS = ("clientOrderId", "client_order_id", "clientOid", "newClientOrderId")
+# Keys under which venues echo our client order id in an order or a trade (or its ``info``);
+# deribit's is its order ``label``.
+_CLIENT_ID_KEYS = ("clientOrderId", "client_order_id", "clientOid", "newClientOrderId", "label")
 _MIN_SECRET_LEN = 6  # shorter credentials (test dummies) would only blank out ordinary words
 
 
@@ -717,7 +718,7 @@ class CcxtVenue:
         )
         return [
             VenueOrderState(
-                client_order_id=str(order.get("clientOrderId") or ""),
+                client_order_id=_client_id_of(order) or "",
                 venue_order_id=str(order.get("id") or ""),
                 status=_STATUS.get(str(order.get("status")), VenueOrderStatus.OPEN),
                 filled_qty=_dec_or_zero(order.get("filled"), "filled"),
@@ -1018,7 +1019,7 @@ class CcxtVenue:
             except VenueError as exc:
                 self._log.warning("%s: open orders on %s: %s", self._name, symbol, exc)
                 continue
-            open_now = {str(o.get("clientOrderId")): o for o in listed}
+            open_now = {_client_id_of(o) or "": o for o in listed}
             for cid in cids:
                 tracked = self._tracked.get(cid)
                 if tracked is None:
@@ -1052,7 +1053,7 @@ class CcxtVenue:
                 continue
             failures = 0
             for order in orders:
-                cid = str(order.get("clientOrderId"))
+                cid = _client_id_of(order) or ""
                 tracked = self._tracked.get(cid)
                 if tracked is None:
                     continue
@@ -1249,6 +1250,7 @@ def _read_secret(env: Mapping[str, str], variable: str | None, venue: str, what:
 
 
 def _client_id_of(trade: Mapping[str, Any]) -> str | None:
+    """Our client order id as echoed in a unified order or trade (or its raw ``info``)."""
     info = trade.get("info") or {}
     for key in _CLIENT_ID_KEYS:
         value = trade.get(key) or (info.get(key) if isinstance(info, Mapping) else None)
@@ -1259,7 +1261,7 @@ def _client_id_of(trade: Mapping[str, Any]) -> str | None:
 
 def _by_client_id(orders: Iterable[Mapping[str, Any]], cid: str) -> Mapping[str, Any] | None:
     for order in orders:
-        if order.get("clientOrderId") == cid:
+        if _client_id_of(order) == cid:
             return order
     return None
 
