@@ -100,7 +100,7 @@ class RoutingDesk:
                     book=book,
                     instrument=instrument,
                     health=self.health(name, book.ts, now),
-                    available_qty=_available_qty(side, book, instrument, balances),
+                    available_qty=available_qty(side, book, instrument, balances),
                     impact=self._fits.get((name, symbol)) or prior_fit(name, symbol, now),
                     fill_probability=self._fill_probability.get((name, symbol), 0.5),
                 )
@@ -250,7 +250,7 @@ def strictest_instrument(instruments: Sequence[Instrument]) -> Instrument:
     )
 
 
-def _available_qty(
+def available_qty(
     side: Side, book: OrderBook, instrument: Instrument, balances: Mapping[str, object]
 ) -> Decimal:
     """How much this venue's balances let us trade on ``side`` (base units, lot-rounded).

@@ -379,3 +379,54 @@ def test_coverage_decisions_are_stored_exactly_and_read_back_oldest_first(store:
     assert log[1].code == "coverage_below_minimum"
     assert store.coverage_log(kind="spot_held") == [log[1]]
     assert store.coverage_log(limit=1) == [log[1]]
+
+
+# --- what a venue's balances let the hedge legs trade -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("instrument", "side", "balances", "expected"),
+    [
+        # spot: buys spend the quote (with fee and a 1 % margin), sells the base
+        (SPOT, Side.BUY, {"USDT": "60660"}, "0.99999"),  # one unit costs 60,660.6
+        (SPOT, Side.SELL, {"BTC": "0.123456"}, "0.12345"),
+        # a perpetual short posts settle-asset margin, counted at 1x: no BTC needed to sell
+        (PERP, Side.SELL, {"USDT": "60630", "BTC": "0"}, "0.999"),  # 60,630.3 a unit
+        # an inverse option is paid in its settle asset (BTC), not its quote (USD)
+        ("inverse_put", Side.BUY, {"BTC": "1", "USD": "0"}, "28.2"),
+    ],
+)
+def test_capacity_comes_from_the_asset_each_leg_spends(
+    instrument: Instrument | str, side: Side, balances: dict[str, str], expected: str
+) -> None:
+    from ems.domain import Balance
+    from ems.routing import available_qty
+
+    if instrument == "inverse_put":
+        instrument = Instrument(
+            venue="deribit",
+            symbol="BTC/USD:BTC-241227-55000-P",
+            kind=InstrumentKind.OPTION,
+            base="BTC",
+            quote="USD",
+            settle="BTC",
+            tick_size=Decimal("0.0005"),
+            lot_size=Decimal("0.1"),
+            min_qty=Decimal("0.1"),
+            min_notional=Decimal(0),
+            expiry=NOW + timedelta(days=140),
+            strike=Decimal(55_000),
+            right=OptionRight.PUT,
+        )
+    assert isinstance(instrument, Instrument)
+    price = Decimal("0.0350") if instrument.kind is InstrumentKind.OPTION else Decimal(60_000)
+    book = OrderBook(
+        venue=instrument.venue,
+        symbol=instrument.symbol,
+        ts=NOW,
+        bids=(BookLevel(price, Decimal(50)),),
+        asks=(BookLevel(price, Decimal(50)),),
+    )
+    held = {asset: Balance(asset, Decimal(amount)) for asset, amount in balances.items()}
+
+    assert available_qty(side, book, instrument, held) == Decimal(expected)
