@@ -207,13 +207,27 @@ class ParentOrderManager:
         existing = self.store.get_parent_by_client_id(new.client_id)
         if existing is not None:
             return self._same_request(existing, digest), False
+        parent = await self._new_parent(new, digest)
+        stored, created = self.store.create_parent(
+            parent, ParentAccepted(ts=parent.created_at, parent_id=parent.id)
+        )
+        if not created:
+            return self._same_request(stored, digest), False
+        self._track(stored, [])
+        log.info(
+            "parent %s accepted: %s %s %s", stored.id, stored.side, stored.quantity, stored.symbol
+        )
+        return stored, True
+
+    async def _new_parent(self, new: NewParent, digest: str) -> ParentOrder:
+        """A validated parent for ``new`` (``InvalidOrder`` naming the field), not yet stored."""
         listings = {name: venue.instruments() for name, venue in self.venues.items()}
         venue_names = resolve_venues(new, listings)
         books = await self._books(new.symbol, venue_names)
         now = self.clock.now()
         instruments = [listings[name][new.symbol] for name in venue_names]
         start, mid = check_parent(new, instruments, list(books.values()), now, self.config.intake)
-        parent = ParentOrder(
+        return ParentOrder(
             id=self._id_factory(),
             client_id=new.client_id,
             symbol=new.symbol,
@@ -232,16 +246,6 @@ class ParentOrderManager:
             role=new.role,
             reduce_only=new.reduce_only,
         )
-        stored, created = self.store.create_parent(
-            parent, ParentAccepted(ts=now, parent_id=parent.id)
-        )
-        if not created:
-            return self._same_request(stored, digest), False
-        self._track(stored, [])
-        log.info(
-            "parent %s accepted: %s %s %s", stored.id, stored.side, stored.quantity, stored.symbol
-        )
-        return stored, True
 
     async def preview(self, new: NewParent) -> PreviewResult:
         """Expected all-in cost of a proposed parent, per venue alone and routed; stores nothing.
@@ -443,13 +447,19 @@ class ParentOrderManager:
         plan = link.plan(exposure, self._parents, self._child_index.values(), now)
         changes.batch.coverage.extend(plan.records)
         for order in plan.orders:
+            new = link.new_parent(order, now)
             try:
-                parent, _ = await self.submit(link.new_parent(order, now))
+                parent = await self._new_parent(new, request_hash(new))
             except EmsError as exc:
                 kind = CoverageKind.HEDGE_REFUSED
                 detail = f"hedge {order.side} {order.qty} {order.symbol} not placed: {exc}"
                 changes.batch.coverage.append(link.desk.record(kind, exposure, now, detail))
                 continue
+            # The hedge parent, its acceptance and the decision behind it are one transaction
+            # (with the children planned for it this step).
+            changes.parents[parent.id] = parent
+            changes.batch.events.append((parent.id, ParentAccepted(now, parent.id)))
+            self._track(parent, [])
             record = link.desk.record(
                 CoverageKind.HEDGE_ORDER, exposure, now, order.reason, parent_id=parent.id
             )
