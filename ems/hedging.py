@@ -31,7 +31,7 @@ from typing import Any
 from ems.domain import ZERO, Instrument, InstrumentKind, OptionRight, Rounding, Side, round_to_step
 from ems.orders import ParentRole
 from ems.ports import CoverageKind, CoverageRecord
-from risk.basis import BPS, FundingAccrual, annualised_basis
+from risk.basis import BPS, annualised_basis
 from risk.coverage import (
     CoveragePolicy,
     CoverageRequirement,
@@ -170,7 +170,6 @@ class HedgeDesk:
         self.unwind_start_puts: Decimal | None = None
         self.unwind_requested = False
         self.drift_since: datetime | None = None
-        self.funding = FundingAccrual()
         self.last_basis_bps: Decimal | None = None
         self._demand: dict[str, Decimal] = {}  # spot parent id -> quantity held for coverage
         self._refusal: str | None = None
