@@ -87,7 +87,9 @@ class HedgeLink:
         """This step's hedge orders and decisions (see ``HedgeDesk.plan``)."""
         desk = self.desk
         self._accrue_funding()
-        desk.forget_demand(p.id for p in parents.values() if not p.is_terminal)
+        active = {p.id for p in parents.values() if not p.is_terminal}
+        desk.forget_demand(active)
+        self._held &= active
         committed = exposure.spot_qty + self.working_spot_buys(parents, children) + desk.demand
         pending = [
             PendingHedge(
