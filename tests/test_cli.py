@@ -419,6 +419,17 @@ def live_server(sqlite_url: str) -> Iterator[LiveServer]:
     )
     manager = ParentOrderManager(store, {"sim": venue}, clock)
     api = create_app(manager, store, lifespan=_stepping(manager, 0.05))  # type: ignore[arg-type]
+    with _serving(api, store) as url:
+        now = datetime.now(UTC)
+        trader, _ = create_api_key(store, "trader-1", "trader", now)
+        viewer, _ = create_api_key(store, "viewer-1", "viewer", now)
+        yield LiveServer(url, store, trader, viewer)
+
+
+@contextlib.contextmanager
+def _serving(api: FastAPI, store: SqlStore) -> Iterator[str]:
+    """Serve ``api`` with uvicorn on a free 127.0.0.1 port; yield its URL; stop and close the
+    store afterwards."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -431,10 +442,7 @@ def live_server(sqlite_url: str) -> Iterator[LiveServer]:
                 break
             threading.Event().wait(0.01)
         assert server.started, "uvicorn did not start"
-        now = datetime.now(UTC)
-        trader, _ = create_api_key(store, "trader-1", "trader", now)
-        viewer, _ = create_api_key(store, "viewer-1", "viewer", now)
-        yield LiveServer(f"http://127.0.0.1:{port}", store, trader, viewer)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -680,28 +688,11 @@ def hedged_server(sqlite_url: str) -> Iterator[HedgedServer]:
     store = SqlStore.open(sqlite_url)
     desk = hedged_desk(store, hedge_config(auto_unwind=False))
     asyncio.run(_accumulate(desk, "0.2", window_s=20, run_s=30))
-    api = create_app(desk.manager, store)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(api, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            threading.Event().wait(0.01)
-        assert server.started, "uvicorn did not start"
+    with _serving(create_app(desk.manager, store), store) as url:
         now = datetime.now(UTC)
         keys = {r: create_api_key(store, f"{r}-cli", r, now)[0] for r in ("viewer", "trader")}
         keys["admin"] = create_api_key(store, "admin-cli", "admin", now)[0]
-        yield HedgedServer(f"http://127.0.0.1:{port}", store, desk, keys)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        store.close()
+        yield HedgedServer(url, store, desk, keys)
 
 
 def test_risk_coverage_shows_the_hedge_against_the_phase(hedged_server: HedgedServer) -> None:
