@@ -7,7 +7,8 @@ timestamp is an aware UTC ``datetime``.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -233,6 +234,19 @@ class Fill:
     @property
     def notional(self) -> Decimal:
         return self.price * self.qty
+
+
+def strictest_instrument(instruments: Sequence[Instrument]) -> Instrument:
+    """One instrument whose precision every venue accepts: the coarsest tick, lot and minimums."""
+    first = instruments[0]
+    return replace(
+        first,
+        venue="consolidated",
+        tick_size=max(i.tick_size for i in instruments),
+        lot_size=max(i.lot_size for i in instruments),
+        min_qty=max(i.min_qty for i in instruments),
+        min_notional=max(i.min_notional for i in instruments),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ems.domain import ZERO, Instrument, InstrumentKind, OptionRight, Rounding, Side, round_to_step
+from ems.domain import (
+    ZERO,
+    Instrument,
+    InstrumentKind,
+    OptionRight,
+    Rounding,
+    Side,
+    round_to_step,
+    strictest_instrument,
+)
 from ems.orders import ParentRole
 from ems.ports import CoverageKind, CoverageRecord
 from risk.basis import BPS, annualised_basis
@@ -402,7 +411,7 @@ class HedgeDesk:
         gap = requirement.target_basis_ratio * committed_spot - exposure.perp_short_qty - working
         if gap <= 0:
             return
-        instrument = _strictest(hedge_venues.values())
+        instrument = strictest_instrument(list(hedge_venues.values()))
         if gap < instrument.min_tradable_qty(exposure.spot_price) and not self._demand:
             return  # below one tradable lot and no spot waiting: within rounding
         qty = _contracts(gap / instrument.contract_size, instrument, exposure.spot_price)
@@ -499,7 +508,7 @@ class HedgeDesk:
         # Lot rounding over-hedges by up to one tradable lot: that is not an excess to unwind.
         basis_slack = tolerance
         if hedge_venues:
-            perp = _strictest(hedge_venues.values())
+            perp = strictest_instrument(list(hedge_venues.values()))
             basis_slack += perp.min_tradable_qty(exposure.spot_price) * perp.contract_size
         put_slack = tolerance + max(
             (p.instrument.min_qty * p.instrument.contract_size for p in exposure.puts), default=ZERO
@@ -516,7 +525,7 @@ class HedgeDesk:
             return
         orders: list[HedgeOrder] = []
         if wants_basis:
-            instrument = _strictest(hedge_venues.values())
+            instrument = strictest_instrument(list(hedge_venues.values()))
             step = next_step(
                 self.unwind,
                 now,
@@ -680,18 +689,6 @@ class HedgeDesk:
             actor=actor,
             parent_id=parent_id,
         )
-
-
-def _strictest(instruments: Iterable[Instrument]) -> Instrument:
-    """The coarsest lot and largest minimums among the venues (so any venue can take it)."""
-    items = list(instruments)
-    first = items[0]
-    return replace(
-        first,
-        lot_size=max(i.lot_size for i in items),
-        min_qty=max(i.min_qty for i in items),
-        min_notional=max(i.min_notional for i in items),
-    )
 
 
 def _contracts(wanted: Decimal, instrument: Instrument, price: Decimal) -> Decimal | None:

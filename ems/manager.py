@@ -33,6 +33,7 @@ from ems.domain import (
     OrderType,
     Side,
     ensure_utc,
+    strictest_instrument,
 )
 from ems.errors import (
     Conflict,
@@ -88,7 +89,7 @@ from ems.positions import PositionCheck, PositionReconciler
 from ems.preview import PreviewResult, VenuePreview
 from ems.reconcile import events_from_venue_state, reconcile_child
 from ems.risk_desk import RiskDesk, limits_from_json, limits_to_json
-from ems.routing import RoutingConfig, RoutingDesk, strictest_instrument
+from ems.routing import RoutingConfig, RoutingDesk
 from risk.basis import FundingAccrual
 from risk.limits import RiskLimits
 from risk.types import Denied, DenyCode, MarketPhase, TradingState

@@ -237,19 +237,6 @@ class RoutingDesk:
         return saved
 
 
-def strictest_instrument(instruments: Sequence[Instrument]) -> Instrument:
-    """One instrument whose precision every venue accepts: the coarsest tick, lot and minimums."""
-    first = instruments[0]
-    return dataclasses.replace(
-        first,
-        venue="consolidated",
-        tick_size=max(i.tick_size for i in instruments),
-        lot_size=max(i.lot_size for i in instruments),
-        min_qty=max(i.min_qty for i in instruments),
-        min_notional=max(i.min_notional for i in instruments),
-    )
-
-
 def available_qty(
     side: Side, book: OrderBook, instrument: Instrument, balances: Mapping[str, object]
 ) -> Decimal:
